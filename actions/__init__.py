@@ -1,0 +1,2 @@
+"""The action server: `rasa_sdk --actions actions` loads every Action subclass from here."""
+from actions import actions  # noqa: F401

@@ -1,0 +1,114 @@
+"""One bot turn inside a custom action: the account, the conversation, the customer's message and the replies."""
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Optional
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from kindly import formatting, records
+from kindly.models import Account, Conversation
+from kindly.policy import Policy, load_policy
+from kindly.privacy import mask_text
+from kindly.settings import settings
+from kindly.texts import say
+
+MINIMUM_WORDS = re.compile(r"\bmin(imum)?\b|最低|最少", re.IGNORECASE)
+
+
+@dataclass
+class Turn:
+    dispatcher: CollectingDispatcher
+    tracker: Tracker
+    session: Session
+    account: Account
+    conversation: Conversation
+    policy: Policy = field(default_factory=load_policy)
+    events: list = field(default_factory=list)
+
+    @property
+    def language(self) -> str:
+        return self.conversation.language
+
+    @property
+    def channel(self) -> str:
+        return self.conversation.channel
+
+    @property
+    def stage(self) -> str:
+        return self.conversation.stage
+
+    @property
+    def today(self) -> date:
+        return datetime.now(ZoneInfo(self.account.timezone)).date()
+
+    @property
+    def intent(self) -> str:
+        return (self.tracker.latest_message.get("intent") or {}).get("name") or ""
+
+    @property
+    def text(self) -> str:
+        return self.tracker.latest_message.get("text") or ""
+
+    @property
+    def masked_text(self) -> str:
+        return mask_text(self.text, self.today)[:500]
+
+    def entity(self, name: str) -> Optional[str]:
+        for entity in self.tracker.latest_message.get("entities") or []:
+            if entity.get("entity") == name and entity.get("value") is not None:
+                return str(entity["value"])
+        return None
+
+    def entity_date(self) -> Optional[date]:
+        value = self.entity("date")
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
+    def entity_amount(self) -> Optional[Decimal]:
+        value = self.entity("amount")
+        return Decimal(value) if value else None
+
+    def entity_count(self) -> Optional[int]:
+        value = self.entity("count")
+        return int(value) if value and value.isdigit() else None
+
+    def mentions_minimum(self) -> bool:
+        return bool(MINIMUM_WORDS.search(self.text))
+
+    def slot(self, name: str) -> Any:
+        return self.tracker.get_slot(name)
+
+    def set_slot(self, name: str, value: Any) -> None:
+        self.events.append(SlotSet(name, value))
+
+    def money(self, amount: Decimal) -> str:
+        return formatting.money(amount, self.account.currency, self.language)
+
+    def day(self, value: date) -> str:
+        return formatting.day(value, self.language)
+
+    def text_for(self, key: str, **params) -> str:
+        common = {"bank": settings.bank_name, "callback": settings.callback_number, "name": self.account.name}
+        return say(key, self.language, **{**common, **params})
+
+    def reply(self, *keys_or_texts: str, **params) -> None:
+        """Send one message made of texts (by key) in the conversation's language."""
+        separator = "" if self.language == "zh" else " "
+        parts = [self.text_for(k, **params) if not k.startswith("=") else k[1:] for k in keys_or_texts]
+        self.dispatcher.utter_message(text=separator.join(parts))
+
+    def move_to(self, stage: str) -> None:
+        self.conversation.stage = stage
+        self.set_slot("stage", stage)
+
+    def end(self, disposition: str) -> None:
+        records.end_conversation(self.session, self.conversation, disposition)
+        self.set_slot("stage", "closed")

@@ -1,0 +1,1 @@
+"""Kindly's application layer: settings, data model, policy and the services the gateway and actions share."""

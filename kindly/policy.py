@@ -1,0 +1,51 @@
+"""The collections policy, loaded once from policy.yml (or KINDLY_POLICY_FILE)."""
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yml")
+
+
+@dataclass(frozen=True)
+class Policy:
+    installment_counts: tuple[int, ...]
+    installment_first_due_days: int
+    installment_fee_percent: Decimal
+    partial_max_days: int
+    full_max_days: int
+    deferral_reasons: frozenset[str]
+    deferral_max_days: int
+    early_max_days_past_due: int
+    max_verification_attempts: int
+    calling_window: dict
+    contact_caps: dict
+    crisis_lines: dict
+    verify_payment_after_days: int
+
+
+@lru_cache(maxsize=None)
+def load_policy(path: str = "") -> Policy:
+    raw = yaml.safe_load(Path(path or os.environ.get("KINDLY_POLICY_FILE", DEFAULT_POLICY_FILE)).read_text())
+    return Policy(
+        installment_counts=tuple(sorted(raw["installments"]["counts"])),
+        installment_first_due_days=raw["installments"]["first_due_within_days"],
+        installment_fee_percent=Decimal(str(raw["installments"]["fee_percent"])),
+        partial_max_days=raw["partial"]["max_days"],
+        full_max_days=raw["full"]["max_days"],
+        deferral_reasons=frozenset(raw["deferral"]["reasons"]),
+        deferral_max_days=raw["deferral"]["max_days"],
+        early_max_days_past_due=raw["segments"]["early_max_days_past_due"],
+        max_verification_attempts=raw["verification"]["max_attempts"],
+        calling_window=raw["calling_window"],
+        contact_caps=raw["contact_caps"],
+        crisis_lines=raw["crisis_lines"],
+        verify_payment_after_days=raw["follow_up"]["verify_payment_after_days"],
+    )
+
+
+def segment_for(days_past_due: int, policy: Policy) -> str:
+    return "early" if days_past_due <= policy.early_max_days_past_due else "late"

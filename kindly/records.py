@@ -1,0 +1,129 @@
+"""Writes that the actions, the channels and the API share: each outcome is recorded in exactly one place."""
+from datetime import date, timedelta
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kindly.models import (
+    Account,
+    AuditLog,
+    Conversation,
+    FollowUp,
+    Handoff,
+    OptOut,
+    Promise,
+    PromiseInstallment,
+    utcnow,
+)
+from kindly.plans import Plan
+
+
+def audit(session: Session, actor: str, action: str, entity: str, entity_id, **detail) -> None:
+    session.add(AuditLog(actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=detail))
+
+
+def end_conversation(session: Session, conversation: Conversation, disposition: str) -> None:
+    conversation.disposition = disposition
+    conversation.stage = "closed"
+    conversation.ended_at = conversation.ended_at or utcnow()
+    audit(session, "bot", "conversation_ended", "conversation", conversation.id, disposition=disposition)
+
+
+def record_promise(session: Session, account: Account, conversation: Conversation, plan: Plan) -> Promise:
+    """Idempotent: a conversation holds at most one promise, so a retried confirmation returns the first."""
+    existing = session.scalar(select(Promise).where(Promise.conversation_id == conversation.id))
+    if existing:
+        return existing
+    promise = Promise(
+        account_id=account.id,
+        conversation_id=conversation.id,
+        amount=plan.amount,
+        currency=account.currency,
+        due_date=plan.due_date,
+        plan_type=plan.plan_type,
+        installments=plan.installments,
+        total=plan.total,
+        status="open",
+        schedule=[PromiseInstallment(seq=i + 1, due_date=d, amount=a) for i, (d, a) in enumerate(plan.schedule)],
+    )
+    session.add(promise)
+    session.flush()
+    audit(session, "bot", "promise_recorded", "promise", promise.id, plan_type=plan.plan_type, total=str(plan.total))
+    return promise
+
+
+def record_opt_out(session: Session, account: Account, channel: str, conversation_id: Optional[str]) -> OptOut:
+    existing = session.scalar(select(OptOut).where(OptOut.account_id == account.id, OptOut.channel == channel))
+    if existing:
+        return existing
+    opt_out = OptOut(account_id=account.id, channel=channel, conversation_id=conversation_id)
+    session.add(opt_out)
+    audit(session, "customer", "opted_out", "account", account.id, channel=channel)
+    return opt_out
+
+
+def remove_opt_out(session: Session, account: Account, channel: str) -> None:
+    existing = session.scalar(select(OptOut).where(OptOut.account_id == account.id, OptOut.channel == channel))
+    if existing:
+        session.delete(existing)
+        audit(session, "customer", "opted_in", "account", account.id, channel=channel)
+
+
+def create_follow_up(session: Session, account: Account, conversation_id: Optional[str], kind: str, due_on: date, note: str) -> FollowUp:
+    follow_up = FollowUp(account_id=account.id, conversation_id=conversation_id, kind=kind, due_on=due_on, note=note)
+    session.add(follow_up)
+    return follow_up
+
+
+def open_promises(session: Session, account_id: int) -> list[Promise]:
+    return list(session.scalars(select(Promise).where(Promise.account_id == account_id).order_by(Promise.id)))
+
+
+def handoff_summary(session: Session, account: Account, conversation: Conversation, reason: str, last_message: str) -> str:
+    """One paragraph for the agent: who, why, where the conversation got to, and the promise history."""
+    parts = [
+        f"{account.name} (account {account.external_id}, {account.language}, segment {account.segment}) "
+        f"was handed off by {conversation.channel} for '{reason}'.",
+        "Identity verified." if conversation.verified else "Identity NOT verified: verify before discussing the account.",
+    ]
+    if conversation.verified:
+        parts.append(
+            f"Overdue balance {account.balance} {account.currency}, minimum due {account.minimum_due}, "
+            f"{account.days_past_due} days past due."
+        )
+    if conversation.reason_code:
+        parts.append(f"Stated reason: {conversation.reason_code} ({conversation.reason_text or 'no detail'}).")
+    promises = open_promises(session, account.id)
+    if promises:
+        history = "; ".join(f"{p.plan_type} {p.total} due {p.due_date} ({p.status})" for p in promises)
+        parts.append(f"Promise history: {history}.")
+    else:
+        parts.append("No earlier promises.")
+    if last_message:
+        parts.append(f'Last customer message: "{last_message}".')
+    return " ".join(parts)
+
+
+def create_handoff(
+    session: Session, account: Account, conversation: Conversation, reason: str, last_message: str
+) -> Handoff:
+    handoff = Handoff(
+        account_id=account.id,
+        conversation_id=conversation.id,
+        reason=reason,
+        channel=conversation.channel,
+        status="waiting",
+        summary=handoff_summary(session, account, conversation, reason, last_message),
+    )
+    session.add(handoff)
+    session.flush()
+    conversation.stage = "handoff"
+    conversation.disposition = "handoff"
+    conversation.ended_at = utcnow()
+    audit(session, "bot", "handoff_created", "handoff", handoff.id, reason=reason)
+    return handoff
+
+
+def follow_up_date(today: date, days: int) -> date:
+    return today + timedelta(days=days)

@@ -1,0 +1,74 @@
+"""Configuration from the environment, with local defaults (see .env.example)."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_SECRETS = {
+    "ADMIN_API_KEY": "dev-admin-key",
+    "TWILIO_AUTH_TOKEN": "dev-twilio-token",
+    "SECRET_KEY": "dev-secret-key",
+}
+
+
+def _load_dotenv() -> None:
+    """Read KEY=VALUE lines from .env without overriding the real environment."""
+    path = ROOT / ".env"
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key.strip(), value.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    database_url: str
+    public_base_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_phone_number: str
+    twilio_api_base_url: str
+    admin_api_key: str
+    secret_key: str
+    bank_name: str
+    callback_number: str
+    rasa_url: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def check_production_secrets(self) -> None:
+        """Production refuses to start on the local default secrets."""
+        if not self.is_production:
+            return
+        weak = [name for name, default in DEFAULT_SECRETS.items() if getattr(self, name.lower()) == default]
+        if weak:
+            raise RuntimeError(f"refusing to start in production with default secrets: {', '.join(weak)}")
+
+
+def load_settings() -> Settings:
+    _load_dotenv()
+    env = os.environ.get
+    return Settings(
+        environment=env("KINDLY_ENV", "development"),
+        database_url=env("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'kindly.db'}"),
+        public_base_url=env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        twilio_account_sid=env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        twilio_auth_token=env("TWILIO_AUTH_TOKEN", DEFAULT_SECRETS["TWILIO_AUTH_TOKEN"]),
+        twilio_phone_number=env("TWILIO_PHONE_NUMBER", "+15005550006"),
+        twilio_api_base_url=env("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
+        admin_api_key=env("ADMIN_API_KEY", DEFAULT_SECRETS["ADMIN_API_KEY"]),
+        secret_key=env("SECRET_KEY", DEFAULT_SECRETS["SECRET_KEY"]),
+        bank_name=env("BANK_NAME", "Harbor Bank"),
+        callback_number=env("CALLBACK_NUMBER", "+18005550199"),
+        rasa_url=env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+    )
+
+
+settings = load_settings()
