@@ -1,0 +1,1 @@
+"""How customers reach the bot: Twilio voice and SMS, and the terminal chat, all through channels.conversation."""

@@ -1,0 +1,112 @@
+"""Runs conversations for every channel: opens them, passes each customer message to the Rasa engine with the
+conversation's metadata, and keeps the masked transcript."""
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import select
+
+from bot.normalize import find_entities
+from kindly.db import session_scope
+from kindly.models import Account, Conversation, Handoff, TranscriptTurn
+from kindly.privacy import DOB_WITHHELD, mask_text
+from kindly.settings import settings
+
+# Longer messages are cut before NLU; nobody answers a collections call with an essay.
+MAX_MESSAGE_CHARS = 500
+START_TEXT = "/greet"
+
+
+@dataclass
+class BotReply:
+    conversation_id: str
+    messages: list[str] = field(default_factory=list)
+    ended: bool = False
+    stage: str = ""
+    disposition: Optional[str] = None
+    handoff_id: Optional[int] = None
+
+
+class EngineUnavailable(RuntimeError):
+    pass
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters and binary noise, collapse whitespace, and cap the length."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())[:MAX_MESSAGE_CHARS]
+
+
+def start_conversation(account_id: int, channel: str, direction: str, external_ref: Optional[str] = None) -> str:
+    with session_scope() as session:
+        account = session.get(Account, account_id)
+        conversation = Conversation(
+            account_id=account.id,
+            channel=channel,
+            direction=direction,
+            language=account.language,
+            external_ref=external_ref,
+        )
+        session.add(conversation)
+        session.flush()
+        return conversation.id
+
+
+def _record_user_turn(conversation_id: str, text: str) -> None:
+    with session_scope() as session:
+        conversation = session.get(Conversation, conversation_id)
+        account = session.get(Account, conversation.account_id)
+        today = datetime.now(ZoneInfo(account.timezone)).date()
+        # Whatever is said while the bot waits for a date of birth is never written down.
+        masked = DOB_WITHHELD if conversation.stage in ("verify", "right_party") and _has_date(text, today) else mask_text(text, today)
+        session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=masked))
+
+
+def _has_date(text: str, today) -> bool:
+    return any(e["entity"] == "date" for e in find_entities(text, today)) or any(ch.isdigit() for ch in text)
+
+
+def record_turn(conversation_id: str, role: str, text: str) -> None:
+    with session_scope() as session:
+        session.add(TranscriptTurn(conversation_id=conversation_id, role=role, text=text))
+
+
+def _ask_engine(client: httpx.Client, conversation_id: str, text: str) -> list[str]:
+    try:
+        response = client.post(
+            f"{settings.rasa_url}/webhooks/kindly/webhook",
+            json={"sender": conversation_id, "message": text, "metadata": {"conversation_id": conversation_id}},
+            timeout=30,
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise EngineUnavailable(str(error)) from error
+    return [m["text"] for m in response.json() if m.get("text")]
+
+
+_client = httpx.Client()
+
+
+def send_message(conversation_id: str, text: str) -> BotReply:
+    """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to."""
+    if text != START_TEXT:
+        text = clean_text(text)
+        _record_user_turn(conversation_id, text)
+    messages = _ask_engine(_client, conversation_id, text or "...")
+    with session_scope() as session:
+        conversation = session.get(Conversation, conversation_id)
+        for message in messages:
+            session.add(TranscriptTurn(conversation_id=conversation_id, role="bot", text=message))
+        handoff = session.scalar(
+            select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(Handoff.id.desc())
+        )
+        return BotReply(
+            conversation_id=conversation_id,
+            messages=messages,
+            ended=conversation.ended_at is not None,
+            stage=conversation.stage,
+            disposition=conversation.disposition,
+            handoff_id=handoff.id if handoff else None,
+        )

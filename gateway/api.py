@@ -1,0 +1,117 @@
+"""The REST API (/api): accounts, conversations, promises and handoffs."""
+from typing import Optional
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.auth import require_admin
+from gateway.schemas import (
+    AccountFlags,
+    AccountIn,
+    AccountOut,
+    ConversationOut,
+    HandoffOut,
+    PromiseOut,
+    e164,
+)
+from kindly.accounts import DuplicateAccount, create_account
+from kindly.db import session_scope
+from kindly.models import Account, Conversation, Handoff, Promise
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
+
+
+def db():
+    with session_scope() as session:
+        yield session
+
+
+def account_out(account: Account) -> AccountOut:
+    return AccountOut(
+        **{name: getattr(account, name) for name in AccountOut.model_fields if name not in ("opt_outs", "flags")},
+        opt_outs=[{"channel": o.channel, "at": o.at} for o in account.opt_outs],
+        flags=AccountFlags(
+            wrong_number=account.wrong_number, cease=account.cease, dispute=account.dispute, legal_hold=account.legal_hold
+        ),
+    )
+
+
+def get_account_or_404(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise HTTPException(status_code=404, detail=f"account {account_id} not found")
+    return account
+
+
+@router.post("/accounts", status_code=201, response_model=AccountOut)
+def post_account(body: AccountIn, session: Session = Depends(db)) -> AccountOut:
+    try:
+        account = create_account(session, body.model_dump())
+    except DuplicateAccount as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    session.refresh(account)
+    return account_out(account)
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut)
+def get_account(account_id: int, session: Session = Depends(db)) -> AccountOut:
+    return account_out(get_account_or_404(session, account_id))
+
+
+@router.get("/accounts", response_model=list[AccountOut])
+def find_accounts(phone: Optional[str] = None, session: Session = Depends(db)) -> list[AccountOut]:
+    query = select(Account).order_by(Account.id)
+    if phone is not None:
+        try:
+            query = query.where(Account.phone == e164(phone))
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
+    return [account_out(a) for a in session.scalars(query.limit(500))]
+
+
+@router.get("/conversations", response_model=list[ConversationOut])
+def list_conversations(account_id: int = Query(...), session: Session = Depends(db)) -> list[ConversationOut]:
+    get_account_or_404(session, account_id)
+    conversations = session.scalars(
+        select(Conversation)
+        .where(Conversation.account_id == account_id)
+        .options(selectinload(Conversation.turns))
+        .order_by(Conversation.started_at)
+    )
+    return [
+        ConversationOut(
+            **{name: getattr(c, name) for name in ConversationOut.model_fields if name != "transcript"},
+            transcript=[{"role": t.role, "text": t.text, "at": t.at} for t in c.turns],
+        )
+        for c in conversations
+    ]
+
+
+@router.get("/promises", response_model=list[PromiseOut])
+def list_promises(account_id: int = Query(...), session: Session = Depends(db)) -> list[PromiseOut]:
+    get_account_or_404(session, account_id)
+    promises = session.scalars(
+        select(Promise).where(Promise.account_id == account_id).options(selectinload(Promise.schedule)).order_by(Promise.id)
+    )
+    return [
+        PromiseOut(
+            **{name: getattr(p, name) for name in PromiseOut.model_fields if name != "schedule"},
+            schedule=[{"seq": s.seq, "due_date": s.due_date, "amount": s.amount} for s in p.schedule],
+        )
+        for p in promises
+    ]
+
+
+@router.get("/handoffs", response_model=list[HandoffOut])
+def list_handoffs(
+    account_id: Optional[int] = None,
+    status: Optional[str] = Query(None, pattern="^(waiting|claimed|resolved)$"),
+    session: Session = Depends(db),
+) -> list[HandoffOut]:
+    query = select(Handoff).order_by(Handoff.id)
+    if account_id is not None:
+        query = query.where(Handoff.account_id == account_id)
+    if status is not None:
+        query = query.where(Handoff.status == status)
+    return [HandoffOut.model_validate(h, from_attributes=True) for h in session.scalars(query.limit(500))]

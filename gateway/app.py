@@ -1,0 +1,31 @@
+"""The gateway application: `uvicorn gateway.app:app`."""
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from channels.conversation import EngineUnavailable
+from gateway import api
+from kindly.settings import settings
+
+logger = logging.getLogger("kindly.gateway")
+
+
+def create_app() -> FastAPI:
+    settings.check_production_secrets()
+    app = FastAPI(title="Kindly gateway", version="1.0", description="Twilio webhooks, REST API and agent console.")
+    app.include_router(api.router)
+
+    @app.exception_handler(EngineUnavailable)
+    async def engine_unavailable(_request: Request, error: EngineUnavailable) -> JSONResponse:
+        logger.error("dialogue engine unavailable: %s", error)
+        return JSONResponse(status_code=503, content={"detail": "the dialogue engine is unavailable, try again"})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,160 @@
+"""The JSON shapes of the REST API (PRODUCT.md section 5)."""
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Optional
+from zoneinfo import ZoneInfo, available_timezones
+
+import phonenumbers
+from babel.numbers import list_currencies
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Language = Literal["en", "zh"]
+Country = Literal["US", "CN"]
+Segment = Literal["early", "late", "flagged"]
+Channel = Literal["voice", "sms"]
+
+
+def e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(f"not an E.164 phone number: {error}") from error
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    phone: str
+    language: Language
+    timezone: str
+    country: Country
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    balance: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    minimum_due: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    days_past_due: int = Field(ge=1, le=3650)
+    due_date: date
+    card_last4: str = Field(pattern=r"^\d{4}$")
+    date_of_birth: date
+    segment: Optional[Segment] = None
+
+    @field_validator("phone")
+    @classmethod
+    def phone_is_e164(cls, value: str) -> str:
+        return e164(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def timezone_is_iana(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError("not an IANA time zone")
+        ZoneInfo(value)
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def currency_is_known(cls, value: str) -> str:
+        if value not in list_currencies():
+            raise ValueError("unknown currency code")
+        return value
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def born_in_the_past(cls, value: date) -> date:
+        if not date(1900, 1, 1) <= value < date.today():
+            raise ValueError("date of birth must be in the past")
+        return value
+
+    @model_validator(mode="after")
+    def minimum_within_balance(self) -> "AccountIn":
+        if self.minimum_due > self.balance:
+            raise ValueError("minimum_due cannot exceed balance")
+        return self
+
+
+class OptOutOut(BaseModel):
+    channel: str
+    at: datetime
+
+
+class AccountFlags(BaseModel):
+    wrong_number: bool
+    cease: bool
+    dispute: bool
+    legal_hold: bool
+
+
+class AccountOut(BaseModel):
+    id: int
+    external_id: str
+    name: str
+    phone: str
+    language: str
+    timezone: str
+    country: str
+    currency: str
+    balance: Decimal
+    minimum_due: Decimal
+    days_past_due: int
+    due_date: date
+    card_last4: str
+    segment: str
+    opt_outs: list[OptOutOut]
+    flags: AccountFlags
+
+
+class TurnOut(BaseModel):
+    role: str
+    text: str
+    at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: str
+    account_id: int
+    channel: str
+    direction: str
+    language: str
+    verified: bool
+    reason_code: Optional[str]
+    reason_text: Optional[str]
+    disposition: Optional[str]
+    started_at: datetime
+    ended_at: Optional[datetime]
+    transcript: list[TurnOut]
+
+
+class InstallmentOut(BaseModel):
+    seq: int
+    due_date: date
+    amount: Decimal
+
+
+class PromiseOut(BaseModel):
+    id: int
+    account_id: int
+    conversation_id: str
+    amount: Decimal
+    currency: str
+    due_date: date
+    plan_type: str
+    installments: int
+    total: Decimal
+    status: str
+    created_at: datetime
+    schedule: list[InstallmentOut]
+
+
+class HandoffOut(BaseModel):
+    id: int
+    account_id: int
+    conversation_id: str
+    reason: str
+    channel: str
+    status: str
+    summary: str
+    created_at: datetime

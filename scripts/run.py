@@ -1,0 +1,54 @@
+"""`make run`: migrate, load the demo data, start the engine, the action server and the gateway, and say where."""
+import os
+import signal
+import time
+
+from kindly.migrate import upgrade
+from kindly.settings import settings
+from scripts import seed_demo, services
+
+ROOT = services.ROOT
+ENGINE_PORT = int(os.environ.get("RASA_PORT", "5005"))
+ACTION_PORT = int(os.environ.get("ACTION_PORT", "5055"))
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8000"))
+
+
+def main() -> None:
+    upgrade()
+    seed_demo.seed()
+    env = services.base_env(RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}")
+    logs = ROOT / "var" / "log"
+    actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
+    engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
+    gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log", host="0.0.0.0")
+    processes = [gateway, engine, actions]
+    try:
+        services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
+        services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
+        services.wait_until_up(f"http://127.0.0.1:{GATEWAY_PORT}/health", gateway)
+        print(
+            f"""
+Kindly is running.
+  gateway (public)     http://127.0.0.1:{GATEWAY_PORT}   API docs: http://127.0.0.1:{GATEWAY_PORT}/docs
+  Rasa engine          http://127.0.0.1:{ENGINE_PORT}   (loopback only)
+  action server        http://127.0.0.1:{ACTION_PORT}   (loopback only)
+  database             {settings.database_url}
+  admin API key        {settings.admin_api_key}
+  logs                 {logs}
+{seed_demo.describe()}
+Talk to the bot in a terminal:  make chat ACCOUNT=DEMO-EN-1
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+        print("a process stopped; see the logs in", logs)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.stop(*processes)
+
+
+if __name__ == "__main__":
+    main()

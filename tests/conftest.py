@@ -1,0 +1,96 @@
+"""Test configuration. The environment is set before anything from kindly is imported, so every test and
+every process the tests start shares one throw-away SQLite database."""
+import os
+import tempfile
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="kindly-test-"))
+os.environ.update(
+    DATABASE_URL=f"sqlite:///{_TMP / 'kindly.db'}",
+    ADMIN_API_KEY="test-admin-key",
+    SECRET_KEY="test-secret-key",
+    TWILIO_AUTH_TOKEN="test-twilio-token",
+    RASA_URL="http://127.0.0.1:15005",
+    KINDLY_ENV="test",
+)
+
+import itertools  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from kindly.migrate import upgrade  # noqa: E402
+from scripts import services  # noqa: E402
+
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT = 15005, 15055, 18000
+GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
+ADMIN_HEADERS = {"Authorization": "Bearer test-admin-key"}
+_serial = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> str:
+    upgrade()
+    return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def tmp_dir() -> Path:
+    return _TMP
+
+
+def account_fields(**overrides) -> dict:
+    """A valid account as the API takes it; each call gets a fresh external id and phone number."""
+    n = next(_serial)
+    fields = dict(
+        external_id=f"T-{os.getpid()}-{n}",
+        name="Alex Morgan",
+        phone=f"+1415555{n:04d}"[:12],
+        language="en",
+        timezone="America/New_York",
+        country="US",
+        currency="USD",
+        balance="1000.00",
+        minimum_due="50.00",
+        days_past_due=12,
+        due_date=(date.today() - timedelta(days=12)).isoformat(),
+        card_last4="4242",
+        date_of_birth="1985-03-05",
+    )
+    fields.update(overrides)
+    return fields
+
+
+ZH_ACCOUNT = dict(name="王芳", language="zh", timezone="Asia/Shanghai", country="CN", currency="CNY",
+                  balance="8000.00", minimum_due="400.00", date_of_birth="1988-02-03")
+
+
+@pytest.fixture(scope="session")
+def stack(database, tmp_dir):
+    """The real engine (trained model), the real action server and the gateway, on test ports."""
+    if not services.MODEL.exists():
+        pytest.fail("no trained model: run `make test`, which trains it first")
+    env = services.base_env(RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}")
+    logs = tmp_dir / "logs"
+    actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
+    engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
+    gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
+    try:
+        services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
+        services.wait_until_up(f"{GATEWAY_URL}/health", gateway)
+        services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
+        yield {"gateway": GATEWAY_URL, "logs": logs}
+    finally:
+        services.stop(gateway, engine, actions)
+
+
+@pytest.fixture
+def api(stack):
+    with httpx.Client(base_url=stack["gateway"], headers=ADMIN_HEADERS, timeout=30) as client:
+        yield client
+
+
+def money(value) -> Decimal:
+    return Decimal(str(value))
