@@ -162,13 +162,13 @@ def offer_options(turn: Turn, reason_code: Optional[str]) -> None:
         "option_partial": dict(minimum=turn.money(account.minimum_due), date=turn.day(today + timedelta(days=policy.partial_max_days))),
         "option_installments": dict(part=turn.money(six_part)),
     }
-    order = ["option_installments", "option_partial", "option_full"] if account.segment == "late" else list(options)
-    turn.reply("option_intro")
-    for key in order:
-        turn.reply(key, **options[key])
     if reason_code in policy.deferral_reasons:
-        turn.reply("option_deferral", date=turn.day(today + timedelta(days=policy.deferral_max_days)))
-    turn.reply("ask_option")
+        options["option_deferral"] = dict(date=turn.day(today + timedelta(days=policy.deferral_max_days)))
+    # Late accounts hear installments first (PRODUCT.md section 4).
+    order = ["option_installments", "option_partial", "option_full"] if account.segment == "late" else ["option_full", "option_partial", "option_installments"]
+    order += ["option_deferral"] if "option_deferral" in options else []
+    texts = [turn.text_for(key, **options[key]) for key in order]
+    turn.say(*([turn.text_for("option_intro")] + texts + [turn.text_for("ask_option")]))
     turn.move_to("options")
 
 

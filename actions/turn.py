@@ -99,11 +99,13 @@ class Turn:
         common = {"bank": settings.bank_name, "callback": settings.callback_number, "name": self.account.name}
         return say(key, self.language, **{**common, **params})
 
-    def reply(self, *keys_or_texts: str, **params) -> None:
-        """Send one message made of texts (by key) in the conversation's language."""
-        separator = "" if self.language == "zh" else " "
-        parts = [self.text_for(k, **params) if not k.startswith("=") else k[1:] for k in keys_or_texts]
-        self.dispatcher.utter_message(text=separator.join(parts))
+    def say(self, *texts: str) -> None:
+        """Send the texts as one message."""
+        self.dispatcher.utter_message(text=("" if self.language == "zh" else " ").join(texts))
+
+    def reply(self, *keys: str, **params) -> None:
+        """Send the texts named by `keys`, in the conversation's language, as one message."""
+        self.say(*(self.text_for(key, **params) for key in keys))
 
     def move_to(self, stage: str) -> None:
         self.conversation.stage = stage

@@ -7,9 +7,10 @@ from datetime import date
 from bot.normalize import find_entities
 from kindly.settings import settings
 
-CARD_NUMBER = re.compile(r"\b(?:\d[ -]?){12,18}(\d{4})\b")
-CN_ID_NUMBER = re.compile(r"\b\d{17}[\dXx]\b")
-US_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+# Digit boundaries, not \b: Chinese characters count as word characters, so "卡号6222..." has no \b.
+CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}(\d{4})(?!\d)")
+CN_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
+US_SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 DOB_WITHHELD = "[date of birth withheld]"
 # A date this many years back or more is treated as a possible date of birth.
 DOB_AGE_YEARS = 10

@@ -39,7 +39,7 @@ def start_engine(port: int, action_port: int, env: dict, log: Path) -> subproces
 
 
 def start_gateway(port: int, env: dict, log: Path, host: str = "127.0.0.1") -> subprocess.Popen:
-    command = [str(APP_BIN / "uvicorn"), "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "warning"]
+    command = [str(APP_BIN / "uvicorn"), "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "warning", "--ws", "none"]
     return _spawn(command, env, log)
 
 
