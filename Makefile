@@ -38,7 +38,7 @@ chat: setup
 
 test: setup
 	$(ENGINE)/rasa data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
-	$(ENGINE)/python -m pytest tests/engine -q
+	$(ENGINE)/python -m pytest tests/engine -q --confcutdir=tests/engine
 	$(ENGINE)/rasa test core --model $(MODEL) --stories tests/ --out results/core --fail-on-prediction-errors
 	$(APP)/python -m pytest tests -q --ignore=tests/engine
 
