@@ -38,6 +38,7 @@ REASON_CODES_BY_INTENT = {
     "refuse_to_pay": "refuses",
     "already_paid": "already_paid",
 }
+DIGITS = re.compile(r"\d")
 HARDSHIP_REASONS = {"job_loss", "medical", "family_emergency", "income_delay"}
 PLAN_TYPES_BY_INTENT = {"pay_full": "full", "pay_partial": "partial", "installments": "installment", "defer": "deferral"}
 # A callback request that already names a time needs no follow-up question.
@@ -114,6 +115,10 @@ def verify_identity(turn: Turn) -> None:
         turn.conversation.verified = True
         turn.set_slot("verified", True)
         disclose(turn)
+        return
+    if not dob and not DIGITS.search(turn.text) and turn.intent not in ("inform", "nlu_fallback"):
+        # Not an attempt at a date ("yes", "hang on"): ask again without using up an attempt.
+        ask_dob(turn)
         return
     attempts = int(turn.slot("dob_attempts") or 0) + 1
     turn.set_slot("dob_attempts", attempts)
@@ -382,7 +387,8 @@ def not_understood(turn: Turn) -> None:
         "reason": record_reason,
         "paid_details": already_paid,
     }
-    if turn.stage in free_text_steps:
+    off_topic = turn.intent == "out_of_scope"
+    if turn.stage in free_text_steps and (turn.stage == "opening" or not off_topic):
         free_text_steps[turn.stage](turn)
         return
     streak = int(turn.slot("fallback_streak") or 0) + 1

@@ -23,6 +23,8 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
 def db():
+    """A read session per request. Writes use session_scope() in the endpoint itself, so they are committed
+    before the response is sent (a yield dependency's exit runs after it)."""
     with session_scope() as session:
         yield session
 
@@ -45,13 +47,16 @@ def get_account_or_404(session: Session, account_id: int) -> Account:
 
 
 @router.post("/accounts", status_code=201, response_model=AccountOut)
-def post_account(body: AccountIn, session: Session = Depends(db)) -> AccountOut:
+def post_account(body: AccountIn) -> AccountOut:
     try:
-        account = create_account(session, body.model_dump())
+        with session_scope() as session:
+            account = create_account(session, body.model_dump())
+            session.flush()
+            session.refresh(account)
+            created = account_out(account)
     except DuplicateAccount as error:
         raise HTTPException(status_code=409, detail=str(error)) from error
-    session.refresh(account)
-    return account_out(account)
+    return created
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)

@@ -5,7 +5,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from channels.conversation import EngineUnavailable
-from gateway import api
+from channels import sms, status, voice
+from gateway import api, operations
 from kindly.settings import settings
 
 logger = logging.getLogger("kindly.gateway")
@@ -15,6 +16,10 @@ def create_app() -> FastAPI:
     settings.check_production_secrets()
     app = FastAPI(title="Kindly gateway", version="1.0", description="Twilio webhooks, REST API and agent console.")
     app.include_router(api.router)
+    app.include_router(operations.router)
+    app.include_router(voice.router)
+    app.include_router(sms.router)
+    app.include_router(status.router)
 
     @app.exception_handler(EngineUnavailable)
     async def engine_unavailable(_request: Request, error: EngineUnavailable) -> JSONResponse:

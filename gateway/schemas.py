@@ -158,3 +158,72 @@ class HandoffOut(BaseModel):
     status: str
     summary: str
     created_at: datetime
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: int
+    channel: Channel
+
+
+class ContactOut(BaseModel):
+    id: int
+    account_id: int
+    channel: str
+    direction: str
+    external_ref: Optional[str]
+    conversation_id: Optional[str]
+    outcome: str
+    at: datetime
+
+
+class AgentMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: str = Field(min_length=1, max_length=1600)
+
+
+Disposition = Literal[
+    "promise_to_pay", "handoff", "wrong_number", "third_party", "callback_requested", "verification_failed",
+    "opted_out", "already_paid", "no_commitment", "voicemail", "no_answer",
+]
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    disposition: Disposition
+    note: str = Field("", max_length=4000)
+    resume_bot: bool = True
+
+
+class HandoffMessageOut(BaseModel):
+    role: str
+    text: str
+    at: datetime
+
+
+class HandoffDetailOut(HandoffOut):
+    disposition: Optional[str]
+    note: Optional[str]
+    messages: list[HandoffMessageOut]
+    transcript: list[TurnOut]
+
+
+class NumberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    agent_line: Optional[str] = None
+    voice_en: str = Field("Polly.Joanna", max_length=40)
+    voice_zh: str = Field("Polly.Zhiyu", max_length=40)
+    campaign: Optional[str] = Field(None, max_length=64)
+
+    @field_validator("agent_line")
+    @classmethod
+    def agent_line_is_e164(cls, value: Optional[str]) -> Optional[str]:
+        return e164(value) if value else None
+
+
+class NumberOut(NumberIn):
+    number: str

@@ -136,6 +136,8 @@ class Handoff(Base):
     summary: Mapped[str] = mapped_column(Text)
     disposition: Mapped[Optional[str]] = mapped_column(String(24))
     note: Mapped[Optional[str]] = mapped_column(Text)
+    # False keeps the bot out of this customer's SMS after the agent closes the case.
+    resume_bot: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
@@ -177,3 +179,38 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class HandoffMessage(Base):
+    """What the customer and the agent write while an SMS conversation is with a person."""
+
+    __tablename__ = "handoff_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    role: Mapped[str] = mapped_column(String(8))  # user | agent
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookReceipt(Base):
+    """The answer given to a Twilio webhook, so a retry of the same request gets it again instead of a new turn."""
+
+    __tablename__ = "webhook_receipts"
+
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    response: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PhoneNumber(Base):
+    """A Twilio number of ours, as a channel admin configures it."""
+
+    __tablename__ = "phone_numbers"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    agent_line: Mapped[Optional[str]] = mapped_column(String(20))
+    voice_en: Mapped[str] = mapped_column(String(40), default="Polly.Joanna")
+    voice_zh: Mapped[str] = mapped_column(String(40), default="Polly.Zhiyu")
+    campaign: Mapped[Optional[str]] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

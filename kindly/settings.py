@@ -38,6 +38,8 @@ class Settings:
     bank_name: str
     callback_number: str
     rasa_url: str
+    agent_line: str
+    sms_inactivity_hours: int
 
     @property
     def is_production(self) -> bool:
@@ -68,6 +70,8 @@ def load_settings() -> Settings:
         bank_name=env("BANK_NAME", "Harbor Bank"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
         rasa_url=env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        agent_line=env("AGENT_LINE", "+15005550100"),
+        sms_inactivity_hours=int(env("SMS_INACTIVITY_HOURS", "24")),
     )
 
 

@@ -43,6 +43,10 @@ def start_gateway(port: int, env: dict, log: Path, host: str = "127.0.0.1") -> s
     return _spawn(command, env, log)
 
 
+def start_simulator(port: int, env: dict, log: Path) -> subprocess.Popen:
+    return _spawn([str(APP_BIN / "python"), "-m", "simulator"], {**env, "SIMULATOR_PORT": str(port)}, log)
+
+
 def _spawn(command: list, env: dict, log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)

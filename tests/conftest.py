@@ -12,6 +12,13 @@ os.environ.update(
     TWILIO_AUTH_TOKEN="test-twilio-token",
     RASA_URL="http://127.0.0.1:15005",
     KINDLY_ENV="test",
+    PUBLIC_BASE_URL="http://127.0.0.1:18000",
+    TWILIO_API_BASE_URL="http://127.0.0.1:18001",
+    TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+    TWILIO_PHONE_NUMBER="+15005550006",
+    AGENT_LINE="+15005550100",
+    SIMULATOR_GATEWAY_URL="http://127.0.0.1:18000",
+    SIMULATOR_PORT="18001",
 )
 
 import itertools  # noqa: E402
@@ -24,8 +31,9 @@ import pytest  # noqa: E402
 from kindly.migrate import upgrade  # noqa: E402
 from scripts import services  # noqa: E402
 
-ENGINE_PORT, ACTION_PORT, GATEWAY_PORT = 15005, 15055, 18000
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, SIMULATOR_PORT = 15005, 15055, 18000, 18001
 GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
+SIMULATOR_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
 ADMIN_HEADERS = {"Authorization": "Bearer test-admin-key"}
 _serial = itertools.count(1)
 
@@ -72,18 +80,23 @@ def stack(database, tmp_dir):
     """The real engine (trained model), the real action server and the gateway, on test ports."""
     if not services.MODEL.exists():
         pytest.fail("no trained model: run `make test`, which trains it first")
+    for port in (ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, SIMULATOR_PORT):
+        if services.is_up(f"http://127.0.0.1:{port}/"):
+            pytest.fail(f"port {port} is already taken, probably by a stale test run; stop it first")
     env = services.base_env(RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}")
     logs = tmp_dir / "logs"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
     engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
+    simulator = services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log")
     try:
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
         services.wait_until_up(f"{GATEWAY_URL}/health", gateway)
+        services.wait_until_up(f"{SIMULATOR_URL}/sim/calls", simulator)
         services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
-        yield {"gateway": GATEWAY_URL, "logs": logs}
+        yield {"gateway": GATEWAY_URL, "simulator": SIMULATOR_URL, "logs": logs}
     finally:
-        services.stop(gateway, engine, actions)
+        services.stop(simulator, gateway, engine, actions)
 
 
 @pytest.fixture

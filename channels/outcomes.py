@@ -1,0 +1,53 @@
+"""Follow-ups to what happened in a conversation that reach beyond it: the promise confirmation by SMS and
+the agent's SMS notice of a handoff."""
+from sqlalchemy import select
+
+from channels.twilio_edge import our_number, send_sms
+from kindly import formatting
+from kindly.db import session_scope
+from kindly.models import Account, Conversation, Handoff, OptOut, Promise
+from kindly.settings import settings
+from kindly.texts import say
+
+
+def promise_summary(promise: Promise, language: str) -> str:
+    money = lambda amount: formatting.money(amount, promise.currency, language)  # noqa: E731
+    day = formatting.day(promise.due_date, language)
+    if promise.plan_type == "installment":
+        plan = say("plan_installment", language, count=promise.installments, amount=money(promise.amount), date=day, total=money(promise.total))
+    else:
+        plan = say("plan_single", language, amount=money(promise.amount), date=day)
+    return say("promise_summary_sms", language, bank=settings.bank_name, plan=plan, reference=promise.id, callback=settings.callback_number)
+
+
+def promise_confirmation(conversation_id: str) -> str | None:
+    """The SMS summary of the promise made in this conversation, if there is one and SMS is allowed."""
+    with session_scope() as session:
+        promise = session.scalar(select(Promise).where(Promise.conversation_id == conversation_id))
+        if promise is None:
+            return None
+        account = session.get(Account, promise.account_id)
+        if session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")):
+            return None
+        return promise_summary(promise, session.get(Conversation, conversation_id).language)
+
+
+def text_promise_confirmation(conversation_id: str) -> None:
+    """After a voice call, the customer gets the promise in writing."""
+    summary = promise_confirmation(conversation_id)
+    if summary:
+        with session_scope() as session:
+            phone = session.get(Account, session.get(Conversation, conversation_id).account_id).phone
+        send_sms(phone, summary)
+
+
+def notify_agent_of_handoff(handoff_id: int, our: str | None = None) -> None:
+    with session_scope() as session:
+        handoff = session.get(Handoff, handoff_id)
+        agent_line = our_number(session, our).agent_line
+        body = (
+            f"Kindly handoff #{handoff.id} ({handoff.reason}, {handoff.channel}): {handoff.summary} "
+            f"Console: {settings.public_base_url}/console/handoffs/{handoff.id}"
+        )
+    if agent_line:
+        send_sms(agent_line, body[:1500])

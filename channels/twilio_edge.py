@@ -1,0 +1,57 @@
+"""Everything that touches Twilio itself: webhook signatures, the REST client, numbers and voices."""
+from functools import lru_cache
+from typing import Optional
+
+from fastapi import HTTPException, Request
+from sqlalchemy.orm import Session
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from kindly.models import PhoneNumber
+from kindly.settings import settings
+
+SPEECH_LANGUAGES = {"en": "en-US", "zh": "cmn-Hans-CN"}
+SAY_LANGUAGES = {"en": "en-US", "zh": "cmn-CN"}
+
+
+def public_url(request: Request) -> str:
+    """The URL Twilio signed: our public base URL, the path and the query string, exactly as requested."""
+    query = request.url.query
+    return f"{settings.public_base_url}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def signed_form(request: Request) -> dict:
+    """The webhook's form parameters, or 403 when X-Twilio-Signature does not match them."""
+    form = {key: value for key, value in (await request.form()).multi_items()}
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not RequestValidator(settings.twilio_auth_token).validate(public_url(request), form, signature):
+        raise HTTPException(status_code=403, detail="invalid Twilio signature")
+    return form
+
+
+@lru_cache(maxsize=1)
+def rest_client() -> Client:
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+    # TWILIO_API_BASE_URL points every REST call at the simulator in development and tests.
+    client.api.base_url = settings.twilio_api_base_url
+    return client
+
+
+def our_number(session: Session, number: Optional[str]) -> PhoneNumber:
+    """The configuration of one of our numbers; unconfigured numbers get the defaults."""
+    number = number or settings.twilio_phone_number
+    return session.get(PhoneNumber, number) or PhoneNumber(
+        number=number, agent_line=settings.agent_line, voice_en="Polly.Joanna", voice_zh="Polly.Zhiyu"
+    )
+
+
+def voice_for(config: PhoneNumber, language: str) -> str:
+    return config.voice_zh if language == "zh" else config.voice_en
+
+
+def send_sms(to: str, body: str, from_: Optional[str] = None) -> str:
+    message = rest_client().messages.create(
+        to=to, from_=from_ or settings.twilio_phone_number, body=body,
+        status_callback=f"{settings.public_base_url}/twilio/status",
+    )
+    return message.sid

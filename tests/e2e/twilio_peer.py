@@ -1,0 +1,86 @@
+"""Plays Twilio towards the gateway in tests: signed webhook requests (the real twilio RequestValidator) and
+the TwiML answers parsed."""
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import GATEWAY_URL
+
+AUTH_TOKEN = "test-twilio-token"
+OUR_NUMBER = "+15005550006"
+# Zones spread around the clock, to find one where it is now daytime (or night) for the calling window.
+ZONES = [
+    "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver",
+    "America/Chicago", "America/New_York", "America/Sao_Paulo", "Atlantic/South_Georgia", "Atlantic/Azores",
+    "Europe/London", "Europe/Berlin", "Europe/Athens", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
+    "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea",
+    "Pacific/Auckland", "Pacific/Tongatapu", "Pacific/Kiritimati",
+]
+
+
+def zone_where_hour_is(low: int, high: int) -> str:
+    return next(z for z in ZONES if low <= datetime.now(ZoneInfo(z)).hour < high)
+
+
+def post_signed(url: str, params: dict, token: str = AUTH_TOKEN) -> httpx.Response:
+    signature = RequestValidator(token).compute_signature(url, params)
+    return httpx.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60)
+
+
+def twiml(response: httpx.Response) -> ET.Element:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    return ET.fromstring(response.text)
+
+
+def spoken(root: ET.Element) -> str:
+    return " ".join(say.text or "" for say in root.iter("Say"))
+
+
+class Call:
+    """One phone call, as Twilio would drive the gateway's voice webhooks."""
+
+    def __init__(self, customer_phone: str, direction: str = "inbound"):
+        self.sid = "CA" + uuid.uuid4().hex
+        self.customer, self.direction = customer_phone, direction
+        self.root: Optional[ET.Element] = None
+
+    def params(self, **extra) -> dict:
+        inbound = self.direction == "inbound"
+        return {
+            "CallSid": self.sid, "AccountSid": "AC" + "1" * 32, "ApiVersion": "2010-04-01",
+            "From": self.customer if inbound else OUR_NUMBER, "To": OUR_NUMBER if inbound else self.customer,
+            "Direction": self.direction, "CallStatus": "in-progress", **extra,
+        }
+
+    def answer(self, query: str = "", **extra) -> ET.Element:
+        self.root = twiml(post_signed(f"{GATEWAY_URL}/twilio/voice{query}", self.params(**extra)))
+        return self.root
+
+    def gather_url(self) -> str:
+        gather = self.root.find("Gather")
+        assert gather is not None, ET.tostring(self.root)
+        return gather.get("action")
+
+    def say(self, speech: str = "", digits: str = "") -> ET.Element:
+        extra = {"SpeechResult": speech, "Confidence": "0.9"} if speech else {}
+        extra.update({"Digits": digits} if digits else {})
+        self.root = twiml(post_signed(self.gather_url(), self.params(**extra)))
+        return self.root
+
+
+def sms(customer_phone: str, body: str, sid: Optional[str] = None) -> ET.Element:
+    params = {
+        "MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "1" * 32, "From": customer_phone,
+        "To": OUR_NUMBER, "Body": body, "NumMedia": "0",
+    }
+    return twiml(post_signed(f"{GATEWAY_URL}/twilio/sms", params))
+
+
+def replies(root: ET.Element) -> list[str]:
+    return [(m.text or "") if m.find("Body") is None else (m.find("Body").text or "") for m in root.iter("Message")]
