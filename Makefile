@@ -44,6 +44,7 @@ test: setup
 
 bench: setup
 	$(ENGINE)/python bench/nlu_eval.py
+	$(APP)/python bench/turn_latency.py
 
 clean:
 	rm -rf .venv-engine .venv-app models results var

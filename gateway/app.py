@@ -3,10 +3,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from channels.conversation import EngineUnavailable
 from channels import sms, status, voice
-from gateway import api, operations
+from gateway import api, console, operations
 from kindly.settings import settings
 
 logger = logging.getLogger("kindly.gateway")
@@ -20,11 +21,16 @@ def create_app() -> FastAPI:
     app.include_router(voice.router)
     app.include_router(sms.router)
     app.include_router(status.router)
+    app.include_router(console.router)
 
     @app.exception_handler(EngineUnavailable)
     async def engine_unavailable(_request: Request, error: EngineUnavailable) -> JSONResponse:
         logger.error("dialogue engine unavailable: %s", error)
         return JSONResponse(status_code=503, content={"detail": "the dialogue engine is unavailable, try again"})
+
+    @app.exception_handler(ValidationError)
+    async def invalid_input(_request: Request, error: ValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": error.errors(include_url=False, include_context=False)})
 
     @app.get("/health")
     def health() -> dict:

@@ -9,6 +9,7 @@ DEFAULT_SECRETS = {
     "ADMIN_API_KEY": "dev-admin-key",
     "TWILIO_AUTH_TOKEN": "dev-twilio-token",
     "SECRET_KEY": "dev-secret-key",
+    "CONSOLE_PASSWORD": "dev-console-password",
 }
 
 
@@ -35,6 +36,7 @@ class Settings:
     twilio_api_base_url: str
     admin_api_key: str
     secret_key: str
+    console_password: str
     bank_name: str
     callback_number: str
     rasa_url: str
@@ -67,6 +69,7 @@ def load_settings() -> Settings:
         twilio_api_base_url=env("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
         admin_api_key=env("ADMIN_API_KEY", DEFAULT_SECRETS["ADMIN_API_KEY"]),
         secret_key=env("SECRET_KEY", DEFAULT_SECRETS["SECRET_KEY"]),
+        console_password=env("CONSOLE_PASSWORD", DEFAULT_SECRETS["CONSOLE_PASSWORD"]),
         bank_name=env("BANK_NAME", "Harbor Bank"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
         rasa_url=env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),

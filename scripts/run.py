@@ -4,24 +4,39 @@ import signal
 import time
 
 from kindly.migrate import upgrade
-from kindly.settings import settings
+from kindly.settings import DEFAULT_SECRETS, settings
 from scripts import seed_demo, services
 
 ROOT = services.ROOT
 ENGINE_PORT = int(os.environ.get("RASA_PORT", "5005"))
 ACTION_PORT = int(os.environ.get("ACTION_PORT", "5055"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8000"))
+SIMULATOR_PORT = int(os.environ.get("SIMULATOR_PORT", "8001"))
+
+
+def uses_simulator() -> bool:
+    """No real Twilio credentials: Twilio's REST API and the carrier are played by the bundled simulator."""
+    return settings.twilio_auth_token == DEFAULT_SECRETS["TWILIO_AUTH_TOKEN"] or "TWILIO_ACCOUNT_SID" not in os.environ
 
 
 def main() -> None:
     upgrade()
     seed_demo.seed()
     env = services.base_env(RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}")
+    simulated = uses_simulator()
+    if simulated:
+        env.update(
+            TWILIO_API_BASE_URL=f"http://127.0.0.1:{SIMULATOR_PORT}",
+            SIMULATOR_GATEWAY_URL=f"http://127.0.0.1:{GATEWAY_PORT}",
+            PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{GATEWAY_PORT}"),
+        )
     logs = ROOT / "var" / "log"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
     engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log", host="0.0.0.0")
     processes = [gateway, engine, actions]
+    if simulated:
+        processes.append(services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log"))
     try:
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
         services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
@@ -32,6 +47,8 @@ Kindly is running.
   gateway (public)     http://127.0.0.1:{GATEWAY_PORT}   API docs: http://127.0.0.1:{GATEWAY_PORT}/docs
   Rasa engine          http://127.0.0.1:{ENGINE_PORT}   (loopback only)
   action server        http://127.0.0.1:{ACTION_PORT}   (loopback only)
+  agent console        http://127.0.0.1:{GATEWAY_PORT}/console   password: {settings.console_password}
+  Twilio               {f"simulated at http://127.0.0.1:{SIMULATOR_PORT} (open it in a browser)" if simulated else settings.twilio_api_base_url}
   database             {settings.database_url}
   admin API key        {settings.admin_api_key}
   logs                 {logs}

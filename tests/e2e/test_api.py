@@ -48,3 +48,13 @@ def test_unknown_account_is_404(api):
     assert api.get("/api/accounts/999999").status_code == 404
     assert api.get("/api/promises", params={"account_id": 999999}).status_code == 404
     assert api.get("/api/handoffs", params={"status": "bogus"}).status_code == 422
+
+
+def test_console_needs_the_password_and_lists_waiting_handoffs(stack):
+    with httpx.Client(base_url=GATEWAY_URL, follow_redirects=True) as browser:
+        assert "password" in browser.get("/console").text
+        assert "Wrong password" in browser.post("/console/login", data={"password": "nope"}).text
+        queue = browser.post("/console/login", data={"password": "dev-console-password"})
+        assert queue.status_code == 200 and "Handoffs waiting" in queue.text
+        bad = browser.post("/console/handoffs/1/resolve", data={"disposition": "bogus"})
+        assert bad.status_code == 422

@@ -1,0 +1,163 @@
+"""Turn latency through the whole stack, against the stock `rasa init` bot.
+
+Drives N concurrent simulated calls through /twilio/voice with signed requests (gateway -> engine -> action
+server -> database) and prints p50/p95/p99 turn latency and turns per second at concurrency 1, 10 and 50.
+In the same run it trains and serves the stock `rasa init` bot and drives its REST webhook the same way,
+then prints the ratios. Run: `.venv-app/bin/python bench/turn_latency.py` (make bench-latency)."""
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+TMP = Path(tempfile.mkdtemp(prefix="kindly-bench-"))
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, STOCK_PORT = 25005, 25055, 28000, 25006
+GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
+os.environ.update(
+    DATABASE_URL=f"sqlite:///{TMP / 'bench.db'}", RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}",
+    PUBLIC_BASE_URL=GATEWAY, TWILIO_AUTH_TOKEN="bench-token", KINDLY_ENV="bench", AGENT_LINE="+15005550100",
+)
+
+import httpx  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from kindly.accounts import create_account  # noqa: E402
+from kindly.db import session_scope  # noqa: E402
+from kindly.migrate import upgrade  # noqa: E402
+from scripts import services  # noqa: E402
+
+CONCURRENCY = (1, 10, 50)
+CALL_SCRIPT = ["yes speaking", "march 5 1985", "i just forgot", "i'll pay the whole thing tomorrow", "yes"]
+STOCK_SCRIPT = ["hello there", "i'm feeling great", "are you a bot?", "goodbye"]
+VALIDATOR = RequestValidator("bench-token")
+
+
+def make_accounts(count: int) -> list[str]:
+    phones = []
+    with session_scope() as session:
+        for i in range(count):
+            phone = f"+1415556{i:04d}"
+            create_account(session, dict(
+                external_id=f"BENCH-{uuid.uuid4().hex[:8]}", name="Alex Morgan", phone=phone, language="en",
+                timezone="America/New_York", country="US", currency="USD", balance=Decimal("1000.00"),
+                minimum_due=Decimal("50.00"), days_past_due=12, due_date=date.today(), card_last4="4242",
+                date_of_birth=date(1985, 3, 5),
+            ))
+            phones.append(phone)
+    return phones
+
+
+async def signed_post(client: httpx.AsyncClient, url: str, params: dict) -> tuple[float, str]:
+    headers = {"X-Twilio-Signature": VALIDATOR.compute_signature(url, params)}
+    started = time.perf_counter()
+    response = await client.post(url, data=params, headers=headers)
+    response.raise_for_status()
+    return time.perf_counter() - started, response.text
+
+
+def gather_action(twiml: str) -> str:
+    import xml.etree.ElementTree as ET
+
+    gather = ET.fromstring(twiml).find("Gather")
+    return gather.get("action") if gather is not None else ""
+
+
+async def one_call(client: httpx.AsyncClient, phone: str, latencies: list) -> None:
+    params = {"CallSid": "CA" + uuid.uuid4().hex, "From": phone, "To": "+15005550006", "Direction": "inbound"}
+    elapsed, twiml = await signed_post(client, f"{GATEWAY}/twilio/voice", params)
+    latencies.append(elapsed)
+    for line in CALL_SCRIPT:
+        action = gather_action(twiml)
+        if not action:
+            return
+        elapsed, twiml = await signed_post(client, action, {**params, "SpeechResult": line, "Confidence": "0.9"})
+        latencies.append(elapsed)
+
+
+async def one_stock_chat(client: httpx.AsyncClient, latencies: list) -> None:
+    sender = uuid.uuid4().hex
+    for line in STOCK_SCRIPT:
+        started = time.perf_counter()
+        response = await client.post(f"http://127.0.0.1:{STOCK_PORT}/webhooks/rest/webhook", json={"sender": sender, "message": line})
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - started)
+
+
+async def run_level(concurrency: int, make_session) -> dict:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency + 5)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(make_session(client, i, latencies) for i in range(concurrency)))
+        wall = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {"turns": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000, "tps": len(latencies) / wall}
+
+
+def report(name: str, results: dict) -> None:
+    for concurrency, r in results.items():
+        print(f"{name:<12} c={concurrency:<3} turns={r['turns']:<4} p50={r['p50']:7.1f} ms  p95={r['p95']:7.1f} ms  "
+              f"p99={r['p99']:7.1f} ms  turns/s={r['tps']:6.1f}", flush=True)
+
+
+def bench_kindly() -> dict:
+    upgrade()
+    phones = make_accounts(sum(CONCURRENCY) * 2)
+    env = services.base_env()
+    logs = TMP / "logs"
+    actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
+    engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
+    gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
+    try:
+        services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
+        services.wait_until_up(f"{GATEWAY}/health", gateway)
+        services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
+        results, used = {}, iter(phones)
+        asyncio.run(run_level(1, lambda c, i, lat: one_call(c, next(used), lat)))  # warm-up
+        for concurrency in CONCURRENCY:
+            results[concurrency] = asyncio.run(run_level(concurrency, lambda c, i, lat: one_call(c, next(used), lat)))
+        return results
+    finally:
+        services.stop(gateway, engine, actions)
+
+
+def bench_stock() -> dict:
+    project = TMP / "stock"
+    env = services.base_env()
+    print("training the stock `rasa init` bot ...", flush=True)
+    subprocess.run([str(services.ENGINE_BIN / "rasa"), "init", "--no-prompt", "--init-dir", str(project)],
+                   cwd=TMP, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(services.ENGINE_BIN / "rasa"), "run", "-i", "127.0.0.1", "-p", str(STOCK_PORT), "--quiet"],
+        cwd=project, env=env, stdout=(TMP / "stock.log").open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        services.wait_until_up(f"http://127.0.0.1:{STOCK_PORT}/", server, timeout=300)
+        asyncio.run(run_level(1, lambda c, i, lat: one_stock_chat(c, lat)))
+        return {c: asyncio.run(run_level(c, lambda cl, i, lat: one_stock_chat(cl, lat))) for c in CONCURRENCY}
+    finally:
+        services.stop(server)
+
+
+def main() -> None:
+    if not services.MODEL.exists():
+        sys.exit("no trained model: run `make setup` first")
+    kindly = bench_kindly()
+    report("kindly", kindly)
+    stock = bench_stock()
+    report("stock rasa", stock)
+    for concurrency in CONCURRENCY:
+        k, s = kindly[concurrency], stock[concurrency]
+        print(f"ratio kindly/stock c={concurrency:<3} p95={k['p95'] / s['p95']:5.2f}x  turns/s={k['tps'] / s['tps']:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The same models, migrations and promise code on the local PostgreSQL server."""
+import os
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kindly.accounts import create_account
+from kindly.db import make_engine
+from kindly.migrate import upgrade
+from kindly.models import Conversation, Promise
+from kindly.plans import installment_plan
+from kindly.policy import load_policy
+from kindly.records import record_promise
+
+SERVER = os.environ.get("KINDLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def postgres_url():
+    name = f"kindly_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_migrations_and_a_promise_round_trip_on_postgresql(postgres_url):
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        with Session(engine) as session:
+            account = create_account(session, dict(
+                external_id="PG-1", name="李伟", phone="+8613800138009", language="zh", timezone="Asia/Shanghai",
+                country="CN", currency="CNY", balance=Decimal("24000.01"), minimum_due=Decimal("1200.00"),
+                days_past_due=60, due_date=date.today() - timedelta(days=60), card_last4="9051",
+                date_of_birth=date(1975, 6, 18),
+            ))
+            conversation = Conversation(account_id=account.id, channel="voice", direction="outbound", language="zh")
+            session.add(conversation)
+            session.flush()
+            plan = installment_plan(account.balance, 12, date.today() + timedelta(days=10), load_policy())
+            first = record_promise(session, account, conversation, plan)
+            assert record_promise(session, account, conversation, plan).id == first.id
+            session.commit()
+        with Session(engine) as session:
+            promise = session.scalar(select(Promise))
+            assert promise.plan_type == "installment" and promise.total == Decimal("24000.01")
+            assert isinstance(promise.amount, Decimal) and promise.amount == Decimal("2000.00")
+            assert sum(part.amount for part in promise.schedule) == Decimal("24000.01")
+            assert promise.schedule[-1].amount == Decimal("2000.01")
+    finally:
+        engine.dispose()
