@@ -38,12 +38,13 @@ def entity_spans(entities: list) -> set:
 
 
 async def evaluate(agent: Agent, test: list, language: str) -> dict:
-    gold_intents, predicted_intents = [], []
+    gold_intents, predicted_intents, raw_intents = [], [], []
     true_positives = gold_total = predicted_total = 0
     for message in test:
         parsed = await agent.processor.parse_message(UserMessage(message.get("text"), metadata=METADATA[language]))
         gold_intents.append(message.get("intent"))
         predicted_intents.append(parsed["intent"]["name"])
+        raw_intents.append(next(r["name"] for r in parsed["intent_ranking"] if r["name"] != "nlu_fallback"))
         gold, predicted = entity_spans(message.get("entities") or []), entity_spans(parsed.get("entities") or [])
         true_positives += len(gold & predicted)
         gold_total += len(gold)
@@ -55,6 +56,8 @@ async def evaluate(agent: Agent, test: list, language: str) -> dict:
         "examples": len(test),
         "intent_macro_f1": f1_score(gold_intents, predicted_intents, average="macro", zero_division=0),
         "intent_accuracy": sum(g == p for g, p in zip(gold_intents, predicted_intents)) / len(test),
+        "fallbacks": predicted_intents.count("nlu_fallback"),
+        "classifier_macro_f1": f1_score(gold_intents, raw_intents, average="macro", zero_division=0),
         "entity_precision": precision,
         "entity_recall": recall,
         "entity_f1": entity_f1,
@@ -78,7 +81,8 @@ def main() -> None:
             result = asyncio.run(evaluate(agent, test, language))
             print(
                 f"[{language}] held-out examples: {result['examples']}  intent macro-F1: {result['intent_macro_f1']:.3f}  "
-                f"intent accuracy: {result['intent_accuracy']:.3f}  entity P/R/F1: {result['entity_precision']:.3f}/"
+                f"intent accuracy: {result['intent_accuracy']:.3f}  (fallbacks: {result['fallbacks']}; classifier alone, "
+                f"without the fallback: macro-F1 {result['classifier_macro_f1']:.3f})  entity P/R/F1: {result['entity_precision']:.3f}/"
                 f"{result['entity_recall']:.3f}/{result['entity_f1']:.3f}"
             )
             for text, gold, predicted in result["errors"]:

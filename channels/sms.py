@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.conversation import clean_text, record_turn, send_message, start_conversation
+from channels.conversation import clean_text, send_message, start_conversation
 from channels.outcomes import notify_agent_of_handoff, promise_confirmation
 from channels.twilio_edge import signed_form
 from channels.twilio_receipts import answer_once
 from kindly import records
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, HandoffMessage, OptOut
+from kindly.models import Account, Conversation, Handoff, HandoffMessage, OptOut, TranscriptTurn
 from kindly.privacy import mask_text
 from kindly.settings import settings
 from kindly.texts import say
@@ -40,47 +40,24 @@ def sms_received(form: dict = Depends(signed_form)):
 
 def _handle(form: dict) -> str:
     body = form.get("Body", "")
-    keyword = body.strip().upper()
-    common = {"bank": settings.bank_name, "callback": settings.callback_number}
     with session_scope() as session:
         account = session.scalar(select(Account).where(Account.phone == form.get("From", "")).order_by(Account.id))
         if account is None:
+            common = {"bank": settings.bank_name, "callback": settings.callback_number}
             return messages(" / ".join(say("unknown_caller", lang, **common) for lang in ("en", "zh")))
-        language = account.language
-        opted_out = session.scalar(select(OptOut).where(OptOut.account_id == account.id, OptOut.channel == "sms"))
-        if keyword in STOP_WORDS:
-            conversation = _open_conversation(session, account)
-            records.record_opt_out(session, account, "sms", conversation.id if conversation else None)
-            if conversation:
-                records.end_conversation(session, conversation, "opted_out")
-            # One confirmation only: a second STOP gets no answer.
-            return messages() if opted_out else messages(say("sms_opted_out", language, **common))
-        if keyword in START_WORDS and opted_out:
-            records.remove_opt_out(session, account, "sms")
-            return messages(say("sms_opted_in", language, **common))
-        if keyword in HELP_WORDS:
-            return messages(say("sms_help", language, **common))
-        if opted_out:
+        keyword_answer = _answer_keyword(session, account, body.strip().upper())
+        if keyword_answer is not None:
+            return keyword_answer
+        if _opted_out(session, account):
             return messages()
-        handoff = session.scalar(
-            select(Handoff)
-            .where(Handoff.account_id == account.id, Handoff.channel == "sms")
-            .where((Handoff.status != "resolved") | Handoff.resume_bot.is_(False))
-            .order_by(Handoff.id.desc())
-        )
+        handoff = _handoff_in_progress(session, account)
         if handoff is not None:
-            handoff.status = "waiting" if handoff.status == "resolved" else handoff.status
             text = mask_text(clean_text(body), datetime.now(timezone.utc).date())
             session.add(HandoffMessage(handoff_id=handoff.id, role="user", text=text))
-            record_turn_later = (handoff.conversation_id, text)
-        else:
-            record_turn_later = None
-            conversation = _open_conversation(session, account)
-            conversation_id = conversation.id if conversation else None
-            account_id = account.id
-    if record_turn_later:
-        record_turn(*record_turn_later)
-        return messages()
+            session.add(TranscriptTurn(conversation_id=handoff.conversation_id, role="user", text=text))
+            return messages()
+        conversation = _open_conversation(session, account)
+        account_id, conversation_id = account.id, conversation.id if conversation else None
     if conversation_id is None:
         conversation_id = start_conversation(account_id, "sms", "inbound", external_ref=form.get("MessageSid"))
     reply = send_message(conversation_id, body)
@@ -91,6 +68,41 @@ def _handle(form: dict) -> str:
     if reply.handoff_id and reply.stage == "handoff":
         notify_agent_of_handoff(reply.handoff_id, form.get("To"))
     return messages("\n".join(texts)) if texts else messages()
+
+
+def _opted_out(session, account: Account) -> bool:
+    return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")) is not None
+
+
+def _answer_keyword(session, account: Account, keyword: str) -> Optional[str]:
+    """STOP, START and HELP are answered before the bot sees the text; None for any other message."""
+    common = {"bank": settings.bank_name, "callback": settings.callback_number}
+    opted_out = _opted_out(session, account)
+    if keyword in STOP_WORDS:
+        conversation = _open_conversation(session, account)
+        records.record_opt_out(session, account, "sms", conversation.id if conversation else None)
+        if conversation:
+            records.end_conversation(session, conversation, "opted_out")
+        # One confirmation only: a second STOP gets no answer.
+        return messages() if opted_out else messages(say("sms_opted_out", account.language, **common))
+    if keyword in START_WORDS and opted_out:
+        records.remove_opt_out(session, account, "sms")
+        return messages(say("sms_opted_in", account.language, **common))
+    if keyword in HELP_WORDS:
+        return messages(say("sms_help", account.language, **common))
+    return None
+
+
+def _handoff_in_progress(session, account: Account) -> Optional[Handoff]:
+    """An SMS handoff a person still holds, or a closed one whose agent kept the bot out."""
+    handoff = session.scalar(
+        select(Handoff).where(Handoff.account_id == account.id, Handoff.channel == "sms").order_by(Handoff.id.desc())
+    )
+    if handoff is None or (handoff.status == "resolved" and handoff.resume_bot):
+        return None
+    if handoff.status == "resolved":
+        handoff.status = "waiting"
+    return handoff
 
 
 def _open_conversation(session, account: Account) -> Optional[Conversation]:
