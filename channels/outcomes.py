@@ -2,7 +2,7 @@
 the agent's SMS notice of a handoff."""
 from sqlalchemy import select
 
-from channels.twilio_edge import our_number, send_sms
+from channels.twilio_edge import TWILIO_ERRORS, logger, our_number, send_sms
 from kindly import formatting
 from kindly.db import session_scope
 from kindly.models import Account, Conversation, Handoff, OptOut, Promise
@@ -33,12 +33,16 @@ def promise_confirmation(conversation_id: str) -> str | None:
 
 
 def text_promise_confirmation(conversation_id: str) -> None:
-    """After a voice call, the customer gets the promise in writing."""
+    """After a voice call, the customer gets the promise in writing. The promise is already stored, so a
+    Twilio failure here is logged and never breaks the call."""
     summary = promise_confirmation(conversation_id)
     if summary:
         with session_scope() as session:
             phone = session.get(Account, session.get(Conversation, conversation_id).account_id).phone
-        send_sms(phone, summary)
+        try:
+            send_sms(phone, summary)
+        except TWILIO_ERRORS as error:
+            logger.error("promise confirmation SMS for conversation %s failed: %s", conversation_id, error)
 
 
 def notify_agent_of_handoff(handoff_id: int, our: str | None = None) -> None:
@@ -50,4 +54,8 @@ def notify_agent_of_handoff(handoff_id: int, our: str | None = None) -> None:
             f"Console: {settings.public_base_url}/console/handoffs/{handoff.id}"
         )
     if agent_line:
-        send_sms(agent_line, body[:1500])
+        try:
+            send_sms(agent_line, body[:1500])
+        except TWILIO_ERRORS as error:
+            # The handoff is stored and shows in the console queue either way.
+            logger.error("agent notification for handoff %s failed: %s", handoff_id, error)

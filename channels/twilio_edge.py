@@ -1,15 +1,22 @@
 """Everything that touches Twilio itself: webhook signatures, the REST client, numbers and voices."""
+import logging
 from functools import lru_cache
 from typing import Optional
 
+import requests
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioException
 from twilio.request_validator import RequestValidator
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from kindly.models import PhoneNumber
 from kindly.settings import settings
 
+logger = logging.getLogger("kindly.twilio")
+# What a Twilio REST call can raise: Twilio's own errors, and the network's.
+TWILIO_ERRORS = (TwilioException, requests.RequestException)
 SPEECH_LANGUAGES = {"en": "en-US", "zh": "cmn-Hans-CN"}
 SAY_LANGUAGES = {"en": "en-US", "zh": "cmn-CN"}
 
@@ -31,7 +38,7 @@ async def signed_form(request: Request) -> dict:
 
 @lru_cache(maxsize=1)
 def rest_client() -> Client:
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=TwilioHttpClient(timeout=15))
     # TWILIO_API_BASE_URL points every REST call at the simulator in development and tests.
     client.api.base_url = settings.twilio_api_base_url
     return client

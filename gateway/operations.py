@@ -3,10 +3,9 @@ configuration of our Twilio numbers."""
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from twilio.base.exceptions import TwilioException
 
 from channels.outbound import place_call, send_opening_sms
-from channels.twilio_edge import send_sms
+from channels.twilio_edge import TWILIO_ERRORS, send_sms
 from gateway.api import db, get_account_or_404
 from gateway.auth import require_admin
 from gateway.schemas import (
@@ -36,7 +35,7 @@ def contact_account(body: ContactIn) -> ContactOut:
             raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})
     try:
         attempt = place_call(body.account_id) if body.channel == "voice" else send_opening_sms(body.account_id)
-    except TwilioException as error:
+    except TWILIO_ERRORS as error:
         raise HTTPException(status_code=502, detail=f"Twilio refused the request: {error}") from error
     return ContactOut.model_validate(attempt, from_attributes=True)
 
@@ -75,7 +74,7 @@ def agent_reply(handoff_id: int, body: AgentMessageIn) -> HandoffDetailOut:
         phone = account.phone
     try:
         send_sms(phone, body.text)
-    except TwilioException as error:
+    except TWILIO_ERRORS as error:
         raise HTTPException(status_code=502, detail=f"Twilio refused the message: {error}") from error
     with session_scope() as session:
         handoff = session.get(Handoff, handoff_id)
