@@ -19,11 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TMP = Path(tempfile.mkdtemp(prefix="kindly-bench-"))
-ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, STOCK_PORT = 25005, 25055, 28000, 25006
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, STOCK_PORT, SIMULATOR_PORT = 25005, 25055, 28000, 25006, 28001
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
 os.environ.update(
     DATABASE_URL=f"sqlite:///{TMP / 'bench.db'}", RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}",
     PUBLIC_BASE_URL=GATEWAY, TWILIO_AUTH_TOKEN="bench-token", KINDLY_ENV="bench", AGENT_LINE="+15005550100",
+    TWILIO_API_BASE_URL=f"http://127.0.0.1:{SIMULATOR_PORT}", SIMULATOR_GATEWAY_URL=GATEWAY,
 )
 
 import httpx  # noqa: E402
@@ -116,7 +117,10 @@ def bench_kindly() -> dict:
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
     engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
+    # The promise confirmation SMS goes to the simulator, as it would go to Twilio.
+    simulator = services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log")
     try:
+        services.wait_until_up(f"http://127.0.0.1:{SIMULATOR_PORT}/sim/calls", simulator)
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
         services.wait_until_up(f"{GATEWAY}/health", gateway)
         services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
@@ -126,7 +130,7 @@ def bench_kindly() -> dict:
             results[concurrency] = asyncio.run(run_level(concurrency, lambda c, i, lat: one_call(c, next(used), lat)))
         return results
     finally:
-        services.stop(gateway, engine, actions)
+        services.stop(simulator, gateway, engine, actions)
 
 
 def bench_stock() -> dict:
