@@ -33,7 +33,8 @@ class Turn:
 
     @property
     def language(self) -> str:
-        return self.conversation.language
+        # The session start sets the slot from the conversation; the conversation is the fallback.
+        return self.tracker.get_slot("language") or self.conversation.language
 
     @property
     def channel(self) -> str:

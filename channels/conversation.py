@@ -54,14 +54,25 @@ def start_conversation(account_id: int, channel: str, direction: str, external_r
         return conversation.id
 
 
-def _record_user_turn(conversation_id: str, text: str) -> None:
+def _engine_metadata(conversation_id: str) -> dict:
+    """What the engine needs with every message: whose conversation it is, and the account's language, time
+    zone and country, by which the extractor resolves "next Friday" and reads 5/3/1985."""
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         account = session.get(Account, conversation.account_id)
-        today = datetime.now(ZoneInfo(account.timezone)).date()
-        # Whatever is said while the bot waits for a date of birth is never written down.
-        masked = DOB_WITHHELD if conversation.stage in ("verify", "right_party") and _has_date(text, today) else mask_text(text, today)
-        session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=masked))
+        return {
+            "conversation_id": conversation.id, "account_id": account.id, "channel": conversation.channel,
+            "language": conversation.language, "timezone": account.timezone, "country": account.country,
+            "stage": conversation.stage,
+        }
+
+
+def _masked_user_turn(text: str, metadata: dict) -> str:
+    today = datetime.now(ZoneInfo(metadata["timezone"])).date()
+    # Whatever is said while the bot waits for a date of birth is never written down.
+    if metadata["stage"] in ("verify", "right_party") and _has_date(text, today):
+        return DOB_WITHHELD
+    return mask_text(text, today)
 
 
 def _has_date(text: str, today) -> bool:
@@ -73,11 +84,11 @@ def record_turn(conversation_id: str, role: str, text: str) -> None:
         session.add(TranscriptTurn(conversation_id=conversation_id, role=role, text=text))
 
 
-def _ask_engine(client: httpx.Client, conversation_id: str, text: str) -> list[str]:
+def _ask_engine(client: httpx.Client, conversation_id: str, text: str, metadata: dict) -> list[str]:
     try:
         response = client.post(
             f"{settings.rasa_url}/webhooks/kindly/webhook",
-            json={"sender": conversation_id, "message": text, "metadata": {"conversation_id": conversation_id}},
+            json={"sender": conversation_id, "message": text, "metadata": metadata},
             timeout=30,
         )
         response.raise_for_status()
@@ -91,10 +102,11 @@ _client = httpx.Client()
 
 def send_message(conversation_id: str, text: str) -> BotReply:
     """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to."""
+    metadata = _engine_metadata(conversation_id)
     if text != START_TEXT:
         text = clean_text(text)
-        _record_user_turn(conversation_id, text)
-    messages = _ask_engine(_client, conversation_id, text or "...")
+        record_turn(conversation_id, "user", _masked_user_turn(text, metadata))
+    messages = _ask_engine(_client, conversation_id, text or "...", {k: v for k, v in metadata.items() if k != "stage"})
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         for message in messages:

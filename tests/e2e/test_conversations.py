@@ -150,3 +150,10 @@ def test_garbage_and_a_huge_message_get_a_polite_reply(api):
     assert convo.say("\x00\x01\ufffd" * 50)
     assert convo.say("blah " * 2000)
     assert all(len(t["text"]) <= 500 for t in convo.record()["transcript"])
+
+
+@pytest.mark.parametrize("language, numeric_dob", [("en", "3/5/1985"), ("zh", "3/2/1988")])
+def test_numeric_date_of_birth_is_read_in_the_account_locale(api, language, numeric_dob):
+    """US accounts read month first; CN accounts day first (the account's country travels as metadata)."""
+    convo = run(api, EN if language == "en" else ZH, ["yes", numeric_dob])
+    assert convo.record()["verified"]
