@@ -8,6 +8,11 @@ from rasa.core.channels.rest import RestInput
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
+from bot import action_response_check
+
+# The engine loads this channel at start-up (credentials.yml), which is where the faster check goes in.
+action_response_check.install()
+
 
 class KindlyInput(RestInput):
     @classmethod

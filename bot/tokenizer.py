@@ -68,6 +68,8 @@ class MixedLanguageTokenizer(Tokenizer):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> MixedLanguageTokenizer:
+        # Load jieba's dictionary now, not on the first Chinese message (about 0.7 s).
+        jieba.initialize()
         return cls(config)
 
     def tokenize(self, message: Message, attribute: Text) -> List[Token]:

@@ -248,3 +248,16 @@ def test_pipeline_from_config_by_module_path():
     validate(model_configuration)
     uses = {node.uses for node in model_configuration.predict_schema.nodes.values()}
     assert {MixedLanguageTokenizer, KindlyEntityExtractor} <= uses
+
+
+def test_action_responses_are_still_checked_against_rasas_schema():
+    import pytest
+    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+
+    import bot.rasa_channel  # noqa: F401  (installs the check)
+
+    action = RemoteAction("action_x", None)
+    assert action._validate_action_result({"events": [{"event": "slot", "name": "stage", "value": "verify"}], "responses": []})
+    with pytest.raises(ValidationError, match="Failed to validate Action server response"):
+        action._validate_action_result({"events": [{"no_event_key": 1}], "responses": "not a list"})
