@@ -135,6 +135,7 @@ def bench_kindly() -> dict:
 
 def bench_stock() -> dict:
     project = TMP / "stock"
+    project.mkdir()
     env = services.base_env()
     print("training the stock `rasa init` bot ...", flush=True)
     subprocess.run([str(services.ENGINE_BIN / "rasa"), "init", "--no-prompt", "--init-dir", str(project)],
