@@ -1,100 +1,168 @@
 """The simulator's HTTP side: Twilio's REST endpoints the project uses, a control API for people and tests,
-and a web page. State lives in memory."""
+and a web page. State lives in memory; carrier steps run to completion inside the control request."""
 import base64
 import hmac
-import os
+import time
+import xml.etree.ElementTree as ET
+from email.utils import formatdate
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import httpx
-import xml.etree.ElementTree as ET
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from simulator.carrier import ACCOUNT_SID, AUTH_TOKEN, GATEWAY_URL, PUBLIC_BASE_URL, Call, new_sid, signed_post
+from simulator.carrier import FINAL, Call, Settings, Webhooks, new_sid
 
-OUR_NUMBER = os.environ.get("TWILIO_PHONE_NUMBER", "+15005550006")
-ADMIN_API_KEY = os.environ.get("ADMIN_API_KEY", "dev-admin-key")
 API = "/2010-04-01/Accounts/{account_sid}"
+# Real carriers report delivery about a second later; the sender has stored the message sid by then.
+DELIVERY_DELAY = 0.5
+
+
+class TwilioError(Exception):
+    def __init__(self, status: int, code: int, message: str):
+        self.status, self.code, self.message = status, code, message
 
 
 class Answer(BaseModel):
-    as_: str = Field("person", alias="as")  # "person" or "machine"
+    as_: Literal["person", "machine"] = Field("person", alias="as")
+    agent_answers: Optional[bool] = None
 
 
 class Input(BaseModel):
     speech: str = ""
     digits: str = ""
+    agent_answers: Optional[bool] = None  # whether the agent picks up if this answer leads to a <Dial>
 
 
 class Reject(BaseModel):
-    status: str = "no-answer"
+    status: Literal["no-answer", "busy", "failed"] = "no-answer"
 
 
 class InboundCall(BaseModel):
     from_: str = Field(alias="from")
-    to: str = OUR_NUMBER
+    to: Optional[str] = None
+    agent_answers: bool = True
 
 
-class InboundSms(InboundCall):
+class InboundSms(BaseModel):
+    from_: str = Field(alias="from")
+    to: Optional[str] = None
     body: str
 
 
-def create_app() -> FastAPI:
+def rfc2822(at: Optional[float]) -> Optional[str]:
+    return formatdate(at, usegmt=True) if at else None
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    hooks = Webhooks(settings)
     app = FastAPI(title="Kindly Twilio simulator")
     calls: dict[str, Call] = {}
     messages: list[dict] = []
 
-    def check_auth(request: Request, account_sid: str) -> None:
-        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-        if account_sid != ACCOUNT_SID or not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
-            raise HTTPException(status_code=401, detail={"code": 20003, "message": "Authenticate"})
+    @app.exception_handler(TwilioError)
+    def twilio_error(request: Request, error: TwilioError) -> JSONResponse:
+        body = {"code": error.code, "message": error.message, "more_info": f"https://www.twilio.com/docs/errors/{error.code}", "status": error.status}
+        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if error.status == 401 else None
+        return JSONResponse(body, status_code=error.status, headers=headers)
+
+    async def twilio_form(account_sid: str, request: Request):
+        """The REST request's form, once its basic auth names our account and token."""
+        expected = "Basic " + base64.b64encode(f"{settings.account_sid}:{settings.auth_token}".encode()).decode()
+        if account_sid != settings.account_sid or not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+            raise TwilioError(401, 20003, "Authenticate")
+        return await request.form()
+
+    def required(form, *names: str) -> None:
+        for name in names:
+            if not form.get(name):
+                raise TwilioError(400, 21201 if name == "To" else 21604 if name == "Body" else 21205, f"A '{name}' parameter is required.")
 
     def call_or_404(sid: str) -> Call:
         if sid not in calls:
             raise HTTPException(status_code=404, detail=f"no call {sid}")
         return calls[sid]
 
+    def call_resource(call: Call, status: Optional[str] = None) -> dict:
+        return {
+            "sid": call.sid, "account_sid": settings.account_sid, "to": call.to, "from": call.from_,
+            "status": status or call.status, "direction": call.direction, "answered_by": call.answered_by,
+            "date_created": rfc2822(call.created), "start_time": rfc2822(call.answered_at),
+            "duration": str(call.duration()) if call.status in FINAL else None, "api_version": "2010-04-01",
+            "parent_call_sid": None, "price": None, "uri": f"{API.format(account_sid=settings.account_sid)}/Calls/{call.sid}.json",
+        }
+
     # ------------------------------------------------------------------ Twilio REST
+    # The handlers are plain functions, so FastAPI runs them in its thread pool: a webhook the carrier sends
+    # from here may make the gateway call this REST API back.
 
     @app.post(API + "/Calls.json", status_code=201)
-    async def create_call(account_sid: str, request: Request) -> dict:
-        check_auth(request, account_sid)
-        form = await request.form()
+    def create_call(form=Depends(twilio_form)) -> dict:
+        required(form, "To", "From")
+        if not (form.get("Url") or form.get("Twiml")):
+            raise TwilioError(400, 21205, "Either a 'Url' or 'Twiml' parameter is required.")
         call = Call(
-            sid=new_sid("CA"), to=form["To"], from_=form["From"], direction="outbound-api", url=form["Url"],
-            status_callback=form.get("StatusCallback"), machine_detection=bool(form.get("MachineDetection")),
+            hooks=hooks, sid=new_sid("CA"), to=form["To"], from_=form["From"], direction="outbound-api",
+            url=form.get("Url", ""), twiml=form.get("Twiml", ""), status_callback=form.get("StatusCallback"),
+            machine_detection=form.get("MachineDetection"),
         )
-        call.events.append({"verb": "ringing", "text": f"calling {call.to}"})
+        call.status_events |= {e for value in form.getlist("StatusCallbackEvent") for e in value.split()}
+        call.event("ringing", f"calling {call.to}")
         calls[call.sid] = call
-        return {"sid": call.sid, "account_sid": ACCOUNT_SID, "to": call.to, "from": call.from_, "status": "queued",
-                "direction": "outbound-api", "uri": f"{API.format(account_sid=account_sid)}/Calls/{call.sid}.json"}
+        return call_resource(call, status="queued")
+
+    @app.get(API + "/Calls/{call_sid}.json")
+    def fetch_call(call_sid: str, form=Depends(twilio_form)) -> dict:
+        return call_resource(call_or_404(call_sid))
 
     @app.post(API + "/Calls/{call_sid}.json")
-    async def update_call(account_sid: str, call_sid: str, request: Request) -> dict:
-        check_auth(request, account_sid)
-        call, form = call_or_404(call_sid), await request.form()
+    def update_call(call_sid: str, form=Depends(twilio_form)) -> dict:
+        call = call_or_404(call_sid)
+        if call.status in FINAL:
+            raise TwilioError(400, 21220, "Call is not in-progress. Cannot redirect.")
         if form.get("Status") in ("completed", "canceled"):
-            call.end("completed")
-        elif form.get("Url"):
-            call.fetch(form["Url"])
+            call.event("REST", f"the gateway ends the call (Status={form['Status']})")
+            call.end("canceled" if call.status == "ringing" else "completed")
         elif form.get("Twiml"):
+            call.event("REST", "the gateway replaces the call's TwiML")
+            call.documents = 0
             call.run(list(ET.fromstring(form["Twiml"])))
-        return {"sid": call.sid, "status": call.status, "to": call.to, "from": call.from_}
+        elif form.get("Url"):
+            call.event("REST", f"the gateway redirects the call to {form['Url']}")
+            call.documents = 0
+            call.fetch(form["Url"])
+        return call_resource(call)
 
     @app.post(API + "/Messages.json", status_code=201)
-    async def create_message(account_sid: str, request: Request, background: BackgroundTasks) -> dict:
-        check_auth(request, account_sid)
-        form = await request.form()
-        message = {"sid": new_sid("SM"), "to": form["To"], "from": form.get("From", OUR_NUMBER), "body": form.get("Body", ""),
-                   "direction": "outbound-api", "status": "sent"}
+    def create_message(background: BackgroundTasks, form=Depends(twilio_form)) -> dict:
+        required(form, "To", "Body")
+        message = {"sid": new_sid("SM"), "to": form["To"], "from": form.get("From", settings.our_number),
+                   "body": form["Body"], "direction": "outbound-api", "status": "queued", "date_created": rfc2822(time.time())}
         messages.append(message)
         if form.get("StatusCallback"):
-            background.add_task(signed_post, form["StatusCallback"],
-                                {"MessageSid": message["sid"], "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID,
-                                 "To": message["to"], "From": message["from"]})
-        return {**message, "account_sid": ACCOUNT_SID, "num_segments": "1"}
+            background.add_task(deliver, message, form["StatusCallback"])
+        return {**message, "account_sid": settings.account_sid, "num_segments": "1", "num_media": "0",
+                "api_version": "2010-04-01", "uri": f"{API.format(account_sid=settings.account_sid)}/Messages/{message['sid']}.json"}
+
+    def deliver(message: dict, status_callback: str) -> None:
+        time.sleep(DELIVERY_DELAY)
+        message["status"] = "delivered"
+        params = {"MessageSid": message["sid"], "SmsSid": message["sid"], "MessageStatus": "delivered", "SmsStatus": "delivered",
+                  "AccountSid": settings.account_sid, "From": message["from"], "To": message["to"], "ApiVersion": "2010-04-01"}
+        try:
+            message["callback"] = hooks.post(status_callback, params).status_code
+        except httpx.HTTPError as error:
+            message["callback"] = f"failed: {error}"
+
+    @app.get(API + "/Messages/{message_sid}.json")
+    def fetch_message(message_sid: str, form=Depends(twilio_form)) -> dict:
+        for message in messages:
+            if message["sid"] == message_sid:
+                return {**message, "account_sid": settings.account_sid}
+        raise TwilioError(404, 20404, f"The requested resource {message_sid} was not found")
 
     # ------------------------------------------------------------------ control: the person on the phone
 
@@ -108,37 +176,54 @@ def create_app() -> FastAPI:
 
     @app.post("/sim/calls")
     def place_inbound_call(body: InboundCall) -> dict:
-        call = Call(sid=new_sid("CA"), to=body.to, from_=body.from_, direction="inbound", url=f"{PUBLIC_BASE_URL}/twilio/voice")
+        call = Call(hooks=hooks, sid=new_sid("CA"), to=body.to or settings.our_number, from_=body.from_, direction="inbound",
+                    url=f"{settings.public_base_url}/twilio/voice", status_callback=f"{settings.public_base_url}/twilio/status",
+                    agent_answers=body.agent_answers)
         calls[call.sid] = call
-        call.answer()
+        with call.lock:
+            call.event("ringing", f"{call.from_} calls {call.to}")
+            call.answer()
         return call.as_json()
 
     @app.post("/sim/calls/{sid}/answer")
     def answer(sid: str, body: Answer) -> dict:
         call = call_or_404(sid)
-        if call.status != "ringing":
-            raise HTTPException(status_code=409, detail=f"the call is {call.status}")
-        call.answer(machine=body.as_ == "machine")
-        return call.as_json()
-
-    @app.post("/sim/calls/{sid}/input")
-    def person_says(sid: str, body: Input) -> dict:
-        call = call_or_404(sid)
-        if call.gather is None:
-            raise HTTPException(status_code=409, detail="the call is not waiting for an answer")
-        call.say(body.speech.strip(), body.digits.strip())
+        with call.lock:
+            if call.status != "ringing":
+                raise HTTPException(status_code=409, detail=f"the call is {call.status}")
+            if body.agent_answers is not None:
+                call.agent_answers = body.agent_answers
+            call.answer(machine=body.as_ == "machine")
         return call.as_json()
 
     @app.post("/sim/calls/{sid}/reject")
     def reject(sid: str, body: Reject) -> dict:
         call = call_or_404(sid)
-        call.end(body.status if body.status in ("no-answer", "busy", "failed") else "no-answer")
+        with call.lock:
+            if call.status != "ringing":
+                raise HTTPException(status_code=409, detail=f"the call is {call.status}")
+            call.end(body.status)
+        return call.as_json()
+
+    @app.post("/sim/calls/{sid}/input")
+    def person_says(sid: str, body: Input) -> dict:
+        call = call_or_404(sid)
+        with call.lock:
+            if call.gather is None:
+                raise HTTPException(status_code=409, detail="the call is not waiting for an answer")
+            if body.agent_answers is not None:
+                call.agent_answers = body.agent_answers
+            call.hear(body.speech.strip(), body.digits.strip())
         return call.as_json()
 
     @app.post("/sim/calls/{sid}/hangup")
     def hang_up(sid: str) -> dict:
         call = call_or_404(sid)
-        call.end("completed")
+        with call.lock:
+            if call.status == "ringing":
+                raise HTTPException(status_code=409, detail="the call is ringing: answer or reject it")
+            call.event("person", "(hangs up)")
+            call.end("completed")
         return call.as_json()
 
     # ------------------------------------------------------------------ control: texts
@@ -149,15 +234,23 @@ def create_app() -> FastAPI:
 
     @app.post("/sim/sms")
     def person_texts(body: InboundSms) -> list[dict]:
-        sid = new_sid("SM")
-        messages.append({"sid": sid, "to": body.to, "from": body.from_, "body": body.body, "direction": "inbound", "status": "received"})
-        response = signed_post(f"{PUBLIC_BASE_URL}/twilio/sms", {
-            "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": body.from_, "To": body.to, "Body": body.body, "NumMedia": "0",
-        })
-        if response.status_code != 200:
-            raise HTTPException(status_code=502, detail=f"the gateway answered {response.status_code}")
-        replies = [{"sid": new_sid("SM"), "to": body.from_, "from": body.to, "body": m.text or "", "direction": "reply", "status": "sent"}
-                   for m in ET.fromstring(response.text).iter("Message")]
+        """A text from the person's phone; the gateway's TwiML <Message>s come back as the replies."""
+        sid, to = new_sid("SM"), body.to or settings.our_number
+        messages.append({"sid": sid, "to": to, "from": body.from_, "body": body.body, "direction": "inbound",
+                         "status": "received", "date_created": rfc2822(time.time())})
+        params = {"MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid, "AccountSid": settings.account_sid,
+                  "From": body.from_, "To": to, "Body": body.body, "NumMedia": "0", "NumSegments": "1",
+                  "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+        try:
+            response = hooks.post(f"{settings.public_base_url}/twilio/sms", params)
+            if response.status_code != 200:
+                raise HTTPException(status_code=502, detail=f"the gateway answered {response.status_code}: {response.text[:300]}")
+            root = ET.fromstring(response.text)
+        except (httpx.HTTPError, ET.ParseError) as error:
+            raise HTTPException(status_code=502, detail=f"the gateway's answer is unusable: {error}")
+        replies = [{"sid": new_sid("SM"), "to": body.from_, "from": to, "direction": "reply", "status": "delivered",
+                    "body": m.findtext("Body", "") if m.find("Body") is not None else (m.text or "").strip(),
+                    "date_created": rfc2822(time.time())} for m in root.iter("Message")]
         messages.extend(replies)
         return replies
 
@@ -169,23 +262,29 @@ def create_app() -> FastAPI:
 
     # ------------------------------------------------------------------ the page
 
+    def gateway_api(method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{settings.gateway_url}{path}", headers={"Authorization": f"Bearer {settings.admin_api_key}"}, timeout=60, **kwargs)
+
     @app.get("/sim/accounts")
     def demo_accounts() -> list[dict]:
         try:
-            response = httpx.get(f"{GATEWAY_URL}/api/accounts", headers={"Authorization": f"Bearer {ADMIN_API_KEY}"}, timeout=10)
+            response = gateway_api("GET", "/api/accounts")
             return response.json() if response.status_code == 200 else []
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):
             return []
 
     @app.post("/sim/contacts")
     def ask_gateway_to_contact(body: dict) -> dict:
         """The page's "call me" / "text me" buttons: the gateway's own outbound API, as a manager would use it."""
-        response = httpx.post(f"{GATEWAY_URL}/api/contacts", json=body, headers={"Authorization": f"Bearer {ADMIN_API_KEY}"}, timeout=60)
-        return {"status": response.status_code, "body": response.json()}
+        try:
+            response = gateway_api("POST", "/api/contacts", json=body)
+            return {"status": response.status_code, "body": response.json()}
+        except (httpx.HTTPError, ValueError) as error:
+            return {"status": 502, "body": {"detail": str(error)}}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        return (Path(__file__).with_name("page.html")).read_text(encoding="utf-8").replace("{{OUR_NUMBER}}", OUR_NUMBER)
+        return Path(__file__).with_name("page.html").read_text(encoding="utf-8").replace("{{OUR_NUMBER}}", settings.our_number)
 
     return app
 
