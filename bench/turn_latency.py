@@ -1,7 +1,8 @@
 """Turn latency through the whole stack, against the stock `rasa init` bot.
 
 Drives N concurrent simulated calls through /twilio/voice with signed requests (gateway -> engine -> action
-server -> database) and prints p50/p95/p99 turn latency and turns per second at concurrency 1, 10 and 50.
+server -> database) and prints p50/p95/p99 turn latency and turns per second at concurrency 1, 10 and 50, with one engine
+instance and with two (the gateway keeps each conversation on one engine).
 In the same run it trains and serves the stock `rasa init` bot and drives its REST webhook the same way,
 then prints the ratios. Run: `.venv-app/bin/python bench/turn_latency.py` (make bench-latency)."""
 import asyncio
@@ -41,11 +42,14 @@ STOCK_SCRIPT = ["hello there", "i'm feeling great", "are you a bot?", "goodbye"]
 VALIDATOR = RequestValidator("bench-token")
 
 
+_numbers = iter(range(10_000))
+
+
 def make_accounts(count: int) -> list[str]:
     phones = []
     with session_scope() as session:
-        for i in range(count):
-            phone = f"+1415556{i:04d}"
+        for _ in range(count):
+            phone = f"+1415556{next(_numbers):04d}"
             create_account(session, dict(
                 external_id=f"BENCH-{uuid.uuid4().hex[:8]}", name="Alex Morgan", phone=phone, language="en",
                 timezone="America/New_York", country="US", currency="USD", balance=Decimal("1000.00"),
@@ -109,13 +113,15 @@ def report(name: str, results: dict) -> None:
               f"p99={r['p99']:7.1f} ms  turns/s={r['tps']:6.1f}", flush=True)
 
 
-def bench_kindly() -> dict:
+def bench_kindly(engine_instances: int) -> dict:
+    """The whole stack; with several engines the gateway spreads conversations over them (RASA_URL list)."""
     upgrade()
     phones = make_accounts(sum(CONCURRENCY) * 2)
-    env = services.base_env()
+    engine_ports = [ENGINE_PORT + 100 * i for i in range(engine_instances)]
+    env = services.base_env(RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in engine_ports))
     logs = TMP / "logs"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
-    engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
+    engines = [services.start_engine(port, ACTION_PORT, env, logs / f"engine-{port}.log") for port in engine_ports]
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
     # The promise confirmation SMS goes to the simulator, as it would go to Twilio.
     simulator = services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log")
@@ -123,14 +129,15 @@ def bench_kindly() -> dict:
         services.wait_until_up(f"http://127.0.0.1:{SIMULATOR_PORT}/sim/calls", simulator)
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
         services.wait_until_up(f"{GATEWAY}/health", gateway)
-        services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
+        for port, engine in zip(engine_ports, engines):
+            services.wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
         results, used = {}, iter(phones)
         asyncio.run(run_level(1, lambda c, i, lat: one_call(c, next(used), lat)))  # warm-up
         for concurrency in CONCURRENCY:
             results[concurrency] = asyncio.run(run_level(concurrency, lambda c, i, lat: one_call(c, next(used), lat)))
         return results
     finally:
-        services.stop(simulator, gateway, engine, actions)
+        services.stop(simulator, gateway, *engines, actions)
 
 
 def bench_stock() -> dict:
@@ -155,13 +162,15 @@ def bench_stock() -> dict:
 def main() -> None:
     if not services.MODEL.exists():
         sys.exit("no trained model: run `make setup` first")
-    kindly = bench_kindly()
-    report("kindly", kindly)
+    kindly = {instances: bench_kindly(instances) for instances in (1, 2)}
+    for instances, results in kindly.items():
+        report(f"kindly x{instances}", results)
     stock = bench_stock()
     report("stock rasa", stock)
-    for concurrency in CONCURRENCY:
-        k, s = kindly[concurrency], stock[concurrency]
-        print(f"ratio kindly/stock c={concurrency:<3} p95={k['p95'] / s['p95']:5.2f}x  turns/s={k['tps'] / s['tps']:5.2f}x")
+    for instances, results in kindly.items():
+        for concurrency in CONCURRENCY:
+            k, s = results[concurrency], stock[concurrency]
+            print(f"ratio kindly x{instances}/stock c={concurrency:<3} p95={k['p95'] / s['p95']:5.2f}x  turns/s={k['tps'] / s['tps']:5.2f}x")
 
 
 if __name__ == "__main__":

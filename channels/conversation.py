@@ -1,6 +1,7 @@
 """Runs conversations for every channel: opens them, passes each customer message to the Rasa engine with the
 conversation's metadata, and keeps the masked transcript."""
 import socket
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
@@ -85,10 +86,15 @@ def record_turn(conversation_id: str, role: str, text: str) -> None:
         session.add(TranscriptTurn(conversation_id=conversation_id, role=role, text=text))
 
 
+def engine_for(conversation_id: str) -> str:
+    urls = settings.rasa_urls
+    return urls[zlib.crc32(conversation_id.encode()) % len(urls)]
+
+
 def _ask_engine(client: httpx.Client, conversation_id: str, text: str, metadata: dict) -> list[str]:
     try:
         response = client.post(
-            f"{settings.rasa_url}/webhooks/kindly/webhook",
+            f"{engine_for(conversation_id)}/webhooks/kindly/webhook",
             json={"sender": conversation_id, "message": text, "metadata": metadata},
             timeout=30,
         )

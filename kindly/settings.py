@@ -39,7 +39,7 @@ class Settings:
     console_password: str
     bank_name: str
     callback_number: str
-    rasa_url: str
+    rasa_urls: tuple[str, ...]
     agent_line: str
     sms_inactivity_hours: int
 
@@ -72,7 +72,8 @@ def load_settings() -> Settings:
         console_password=env("CONSOLE_PASSWORD", DEFAULT_SECRETS["CONSOLE_PASSWORD"]),
         bank_name=env("BANK_NAME", "Harbor Bank"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
-        rasa_url=env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        # Several engines, comma-separated: each conversation sticks to one (its tracker lives there).
+        rasa_urls=tuple(url.strip().rstrip("/") for url in env("RASA_URL", "http://127.0.0.1:5005").split(",") if url.strip()),
         agent_line=env("AGENT_LINE", "+15005550100"),
         sms_inactivity_hours=int(env("SMS_INACTIVITY_HOURS", "24")),
     )

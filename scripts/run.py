@@ -9,6 +9,7 @@ from scripts import seed_demo, services
 
 ROOT = services.ROOT
 ENGINE_PORT = int(os.environ.get("RASA_PORT", "5005"))
+ENGINE_INSTANCES = int(os.environ.get("ENGINE_INSTANCES", "1"))
 ACTION_PORT = int(os.environ.get("ACTION_PORT", "5055"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8000"))
 SIMULATOR_PORT = int(os.environ.get("SIMULATOR_PORT", "8001"))
@@ -22,7 +23,8 @@ def uses_simulator() -> bool:
 def main() -> None:
     upgrade()
     seed_demo.seed()
-    env = services.base_env(RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}")
+    engine_ports = [ENGINE_PORT + i for i in range(ENGINE_INSTANCES)]
+    env = services.base_env(RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in engine_ports))
     simulated = uses_simulator()
     if simulated:
         env.update(
@@ -32,20 +34,21 @@ def main() -> None:
         )
     logs = ROOT / "var" / "log"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
-    engine = services.start_engine(ENGINE_PORT, ACTION_PORT, env, logs / "engine.log")
+    engines = [services.start_engine(port, ACTION_PORT, env, logs / f"engine-{port}.log") for port in engine_ports]
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log", host="0.0.0.0")
-    processes = [gateway, engine, actions]
+    processes = [gateway, *engines, actions]
     if simulated:
         processes.append(services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log"))
     try:
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
-        services.wait_until_up(f"http://127.0.0.1:{ENGINE_PORT}/", engine, timeout=300)
+        for port, engine in zip(engine_ports, engines):
+            services.wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
         services.wait_until_up(f"http://127.0.0.1:{GATEWAY_PORT}/health", gateway)
         print(
             f"""
 Kindly is running.
   gateway (public)     http://127.0.0.1:{GATEWAY_PORT}   API docs: http://127.0.0.1:{GATEWAY_PORT}/docs
-  Rasa engine          http://127.0.0.1:{ENGINE_PORT}   (loopback only)
+  Rasa engine          {env["RASA_URL"]}   (loopback only)
   action server        http://127.0.0.1:{ACTION_PORT}   (loopback only)
   agent console        http://127.0.0.1:{GATEWAY_PORT}/console   password: {settings.console_password}
   Twilio               {f"simulated at http://127.0.0.1:{SIMULATOR_PORT} (open it in a browser)" if simulated else settings.twilio_api_base_url}
