@@ -41,7 +41,7 @@ def _common(account: Account) -> dict:
     return {"bank": settings.bank_name, "callback": settings.callback_number, "name": account.name}
 
 
-def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead: tuple[str, ...] = ()) -> str:
+def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead: tuple[str, ...] = (), silences: int = 0) -> str:
     """TwiML for what the bot says next: a <Gather> for the answer, a <Dial> to an agent, or <Hangup>."""
     response = VoiceResponse()
     voice, say_language = voice_for(number, language), SAY_LANGUAGES[language]
@@ -63,7 +63,7 @@ def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead:
         return str(response)
     gather = Gather(
         input="speech dtmf",
-        action=_url("/twilio/voice/turn", conversation=reply.conversation_id, turn=turn, silences=0),
+        action=_url("/twilio/voice/turn", conversation=reply.conversation_id, turn=turn, silences=silences),
         method="POST",
         language=SPEECH_LANGUAGES[language],
         speech_timeout="auto",
@@ -157,8 +157,7 @@ def _take_turn(form: dict, conversation_id: str, turn: int, silences: int) -> st
             record_turn(conversation_id, "bot", text)
             return _hang_up_with([text], language, number)
         reply = BotReply(conversation_id, messages=last_said, stage=stage)
-        body = render(reply, language, number, turn, lead=(say("silence_prompt", language),))
-        return body.replace("silences=0", f"silences={silences + 1}")
+        return render(reply, language, number, turn, lead=(say("silence_prompt", language),), silences=silences + 1)
     reply = send_message(conversation_id, said)
     if reply.ended and reply.disposition == "promise_to_pay":
         text_promise_confirmation(conversation_id)
@@ -191,6 +190,8 @@ def dial_finished(form: dict = Depends(signed_form), conversation: str = Query(.
     with session_scope() as session:
         record = session.get(Handoff, handoff)
         convo = session.get(Conversation, conversation)
+        if record is None or convo is None or record.conversation_id != convo.id:
+            return twiml(_hang_up_with([], "en", our_number(session, None)))
         account = session.get(Account, convo.account_id)
         number = our_number(session, form.get("To") if convo.direction == "inbound" else form.get("From"))
         if form.get("DialCallStatus") == "completed":

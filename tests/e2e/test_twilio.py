@@ -200,3 +200,9 @@ def test_unknown_caller_is_told_nothing(stack):
     call = Call("+14155550999")
     root = call.answer()
     assert root.find("Hangup") is not None and "couldn't find" in spoken(root)
+
+
+def test_dial_status_for_an_unknown_handoff_just_hangs_up(stack):
+    url = f"{GATEWAY_URL}/twilio/voice/dial-status?conversation=nope&handoff=999999"
+    response = post_signed(url, {"CallSid": "CA" + uuid.uuid4().hex, "DialCallStatus": "no-answer"})
+    assert response.status_code == 200 and "<Hangup" in response.text
