@@ -87,6 +87,11 @@ async def one_call(client: httpx.AsyncClient, phone: str, latencies: list) -> No
         latencies.append(elapsed)
 
 
+async def one_call_warm_up(phone: str) -> None:
+    async with httpx.AsyncClient(timeout=120) as client:
+        await one_call(client, phone, [])
+
+
 async def one_stock_chat(client: httpx.AsyncClient, latencies: list) -> None:
     sender = uuid.uuid4().hex
     for line in STOCK_SCRIPT:
@@ -97,11 +102,19 @@ async def one_stock_chat(client: httpx.AsyncClient, latencies: list) -> None:
 
 
 async def run_level(concurrency: int, make_session) -> dict:
+    """`concurrency` callers at once; at low concurrency each makes several calls in a row, so every level
+    measures at least 10 conversations."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency + 5)
+    rounds = max(1, 10 // concurrency)
+
+    async def caller(client: httpx.AsyncClient, i: int) -> None:
+        for _ in range(rounds):
+            await make_session(client, i, latencies)
+
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         started = time.perf_counter()
-        await asyncio.gather(*(make_session(client, i, latencies) for i in range(concurrency)))
+        await asyncio.gather(*(caller(client, i) for i in range(concurrency)))
         wall = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {"turns": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000, "tps": len(latencies) / wall}
@@ -116,7 +129,7 @@ def report(name: str, results: dict) -> None:
 def bench_kindly(engine_instances: int) -> dict:
     """The whole stack; with several engines the gateway spreads conversations over them (RASA_URL list)."""
     upgrade()
-    phones = make_accounts(sum(CONCURRENCY) * 2)
+    phones = make_accounts(sum(max(c, 10) for c in CONCURRENCY) + 10)
     engine_ports = [ENGINE_PORT + 100 * i for i in range(engine_instances)]
     env = services.base_env(RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in engine_ports))
     logs = TMP / "logs"
@@ -132,7 +145,7 @@ def bench_kindly(engine_instances: int) -> dict:
         for port, engine in zip(engine_ports, engines):
             services.wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
         results, used = {}, iter(phones)
-        asyncio.run(run_level(1, lambda c, i, lat: one_call(c, next(used), lat)))  # warm-up
+        asyncio.run(one_call_warm_up(next(used)))
         for concurrency in CONCURRENCY:
             results[concurrency] = asyncio.run(run_level(concurrency, lambda c, i, lat: one_call(c, next(used), lat)))
         return results
