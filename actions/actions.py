@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, Callable, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.turn import Turn
@@ -428,7 +428,9 @@ class KindlyAction(Action, ABC):
             turn.set_slot("fallback_streak", 0)
             self.step(turn)
             conversation.last_activity_at = records.utcnow()
-            return turn.events
+            # Every step ends the bot's turn (the "listen after" rules say the same); naming it here spares
+            # the engine a policy prediction per turn.
+            return turn.events + [FollowupAction("action_listen")]
 
 
 def kindly_action(action_name: str, step: Callable[[Turn], None]) -> type:
