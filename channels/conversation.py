@@ -56,23 +56,26 @@ def start_conversation(account_id: int, channel: str, direction: str, external_r
         return conversation.id
 
 
-def _engine_metadata(conversation_id: str) -> dict:
-    """What the engine needs with every message: whose conversation it is, and the account's language, time
-    zone and country, by which the extractor resolves "next Friday" and reads 5/3/1985."""
+def _begin_turn(conversation_id: str, said: Optional[str]) -> dict:
+    """In one transaction: write down the customer's words (masked), and gather what the engine needs with
+    them: whose conversation it is, and the account's language, time zone and country, by which the
+    extractor resolves "next Friday" and reads 5/3/1985."""
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         account = session.get(Account, conversation.account_id)
+        if said is not None:
+            masked = _masked_user_turn(said, account.timezone, conversation.stage)
+            session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=masked))
         return {
             "conversation_id": conversation.id, "account_id": account.id, "channel": conversation.channel,
             "language": conversation.language, "timezone": account.timezone, "country": account.country,
-            "stage": conversation.stage,
         }
 
 
-def _masked_user_turn(text: str, metadata: dict) -> str:
-    today = datetime.now(ZoneInfo(metadata["timezone"])).date()
+def _masked_user_turn(text: str, timezone: str, stage: str) -> str:
+    today = datetime.now(ZoneInfo(timezone)).date()
     # Whatever is said while the bot waits for a date of birth is never written down.
-    if metadata["stage"] in ("verify", "right_party") and _has_date(text, today):
+    if stage in ("verify", "right_party") and _has_date(text, today):
         return DOB_WITHHELD
     return mask_text(text, today)
 
@@ -111,11 +114,10 @@ _client = httpx.Client(transport=httpx.HTTPTransport(socket_options=[(socket.IPP
 
 def send_message(conversation_id: str, text: str) -> BotReply:
     """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to."""
-    metadata = _engine_metadata(conversation_id)
     if text != START_TEXT:
         text = clean_text(text)
-        record_turn(conversation_id, "user", _masked_user_turn(text, metadata))
-    messages = _ask_engine(_client, conversation_id, text or "...", {k: v for k, v in metadata.items() if k != "stage"})
+    metadata = _begin_turn(conversation_id, None if text == START_TEXT else text)
+    messages = _ask_engine(_client, conversation_id, text or "...", metadata)
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         for message in messages:
