@@ -20,6 +20,10 @@ def uses_simulator() -> bool:
     return settings.twilio_auth_token == DEFAULT_SECRETS["TWILIO_AUTH_TOKEN"] or "TWILIO_ACCOUNT_SID" not in os.environ
 
 
+def _stop_on_sigterm(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     upgrade()
     seed_demo.seed()
@@ -60,7 +64,7 @@ Talk to the bot in a terminal:  make chat ACCOUNT=DEMO-EN-1
 Press Ctrl-C to stop.""",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
         while all(p.poll() is None for p in processes):
             time.sleep(1)
         print("a process stopped; see the logs in", logs)
