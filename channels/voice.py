@@ -147,7 +147,6 @@ def _take_turn(form: dict, conversation_id: str, turn: int, silences: int) -> st
         account = session.get(Account, conversation.account_id)
         language, common, stage = conversation.language, _common(account), conversation.stage
         number = our_number(session, form.get("To") if conversation.direction == "inbound" else form.get("From"))
-        last_said = _last_bot_turns(session, conversation_id)
     said = (form.get("Digits") or form.get("SpeechResult") or "").strip()
     if not said:
         if silences >= MAX_SILENCES:
@@ -156,6 +155,8 @@ def _take_turn(form: dict, conversation_id: str, turn: int, silences: int) -> st
             text = say("silence_close", language, **common)
             record_turn(conversation_id, "bot", text)
             return _hang_up_with([text], language, number)
+        with session_scope() as session:
+            last_said = _last_bot_turns(session, conversation_id)  # said again after the "didn't hear" line
         reply = BotReply(conversation_id, messages=last_said, stage=stage)
         return render(reply, language, number, turn, lead=(say("silence_prompt", language),), silences=silences + 1)
     reply = send_message(conversation_id, said)
