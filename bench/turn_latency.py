@@ -131,10 +131,10 @@ def bench_kindly(engine_instances: int) -> dict:
     upgrade()
     phones = make_accounts(sum(max(c, 10) for c in CONCURRENCY) + 10)
     engine_ports = [ENGINE_PORT + 100 * i for i in range(engine_instances)]
-    env = services.base_env(RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in engine_ports))
+    env = services.base_env(RASA_URL=services.engine_urls(engine_ports))
     logs = TMP / "logs"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
-    engines = [services.start_engine(port, ACTION_PORT, env, logs / f"engine-{port}.log") for port in engine_ports]
+    engines = services.start_engines(engine_ports, ACTION_PORT, env, logs)
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log")
     # The promise confirmation SMS goes to the simulator, as it would go to Twilio.
     simulator = services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log")
@@ -142,8 +142,7 @@ def bench_kindly(engine_instances: int) -> dict:
         services.wait_until_up(f"http://127.0.0.1:{SIMULATOR_PORT}/sim/calls", simulator)
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
         services.wait_until_up(f"{GATEWAY}/health", gateway)
-        for port, engine in zip(engine_ports, engines):
-            services.wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
+        services.wait_for_engines(engine_ports, engines)
         results, used = {}, iter(phones)
         asyncio.run(one_call_warm_up(next(used)))
         for concurrency in CONCURRENCY:

@@ -28,7 +28,7 @@ def main() -> None:
     upgrade()
     seed_demo.seed()
     engine_ports = [ENGINE_PORT + i for i in range(ENGINE_INSTANCES)]
-    env = services.base_env(RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in engine_ports))
+    env = services.base_env(RASA_URL=services.engine_urls(engine_ports))
     simulated = uses_simulator()
     if simulated:
         env.update(
@@ -38,15 +38,14 @@ def main() -> None:
         )
     logs = ROOT / "var" / "log"
     actions = services.start_action_server(ACTION_PORT, env, logs / "actions.log")
-    engines = [services.start_engine(port, ACTION_PORT, env, logs / f"engine-{port}.log") for port in engine_ports]
+    engines = services.start_engines(engine_ports, ACTION_PORT, env, logs)
     gateway = services.start_gateway(GATEWAY_PORT, env, logs / "gateway.log", host="0.0.0.0")
     processes = [gateway, *engines, actions]
     if simulated:
         processes.append(services.start_simulator(SIMULATOR_PORT, env, logs / "simulator.log"))
     try:
         services.wait_until_up(f"http://127.0.0.1:{ACTION_PORT}/health", actions)
-        for port, engine in zip(engine_ports, engines):
-            services.wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
+        services.wait_for_engines(engine_ports, engines)
         services.wait_until_up(f"http://127.0.0.1:{GATEWAY_PORT}/health", gateway)
         print(
             f"""

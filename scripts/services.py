@@ -38,6 +38,20 @@ def start_engine(port: int, action_port: int, env: dict, log: Path) -> subproces
     return _spawn(command, env, log)
 
 
+def engine_urls(ports: list[int]) -> str:
+    """RASA_URL for the gateway: each conversation stays on one of these engines."""
+    return ",".join(f"http://127.0.0.1:{port}" for port in ports)
+
+
+def start_engines(ports: list[int], action_port: int, env: dict, logs: Path) -> list[subprocess.Popen]:
+    return [start_engine(port, action_port, env, logs / f"engine-{port}.log") for port in ports]
+
+
+def wait_for_engines(ports: list[int], engines: list[subprocess.Popen]) -> None:
+    for port, engine in zip(ports, engines):
+        wait_until_up(f"http://127.0.0.1:{port}/", engine, timeout=300)
+
+
 def start_gateway(port: int, env: dict, log: Path, host: str = "127.0.0.1") -> subprocess.Popen:
     command = [str(APP_BIN / "uvicorn"), "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "warning", "--ws", "none"]
     return _spawn(command, env, log)
