@@ -27,6 +27,8 @@ HANDOFF_REASONS = {
     "self_harm": "vulnerable",
     "refuse_to_pay": "refuses_to_pay",
 }
+# Flags follow only from what a verified customer says (an agent sets the rest through the API).
+FLAGS_BY_HANDOFF_REASON = {"dispute": "dispute", "fraud": "fraud", "legal": "legal_hold", "deceased": "deceased", "vulnerable": "vulnerable"}
 REASON_CODES_BY_INTENT = {
     "reason_forgot": "forgot",
     "reason_income_delay": "income_delay",
@@ -277,10 +279,9 @@ def hand_off(turn: Turn, reason: str) -> None:
     if code and not turn.conversation.reason_code:
         turn.conversation.reason_code = code
         turn.conversation.reason_text = turn.masked_text
-    if reason == "dispute":
-        turn.account.dispute = True
-    if reason == "legal":
-        turn.account.legal_hold = True
+    flag = FLAGS_BY_HANDOFF_REASON.get(reason)
+    if flag and turn.conversation.verified:
+        records.set_flag(turn.session, turn.account, flag, "bot", f"verified customer said: {turn.masked_text}")
     records.create_handoff(turn.session, turn.account, turn.conversation, reason, turn.masked_text)
     turn.set_slot("stage", "handoff")
     turn.reply("handoff_voice" if turn.channel == "voice" else "handoff_sms")
@@ -323,7 +324,7 @@ def callback(turn: Turn) -> None:
 
 
 def wrong_number(turn: Turn) -> None:
-    turn.account.wrong_number = True
+    records.set_flag(turn.session, turn.account, "wrong_number", "bot", f"whoever answered said: {turn.masked_text}")
     turn.reply("wrong_number")
     turn.end("wrong_number")
 

@@ -11,13 +11,17 @@ from gateway.schemas import (
     AccountIn,
     AccountOut,
     ConversationOut,
+    Flag,
+    FlagChangeIn,
+    FlagRecordOut,
     HandoffOut,
     PromiseOut,
     e164,
 )
 from kindly.accounts import DuplicateAccount, create_account
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, Promise
+from kindly import records
+from kindly.models import FLAGS, Account, Conversation, Handoff, Promise
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -31,11 +35,10 @@ def db():
 
 def account_out(account: Account) -> AccountOut:
     return AccountOut(
-        **{name: getattr(account, name) for name in AccountOut.model_fields if name not in ("opt_outs", "flags")},
+        **{name: getattr(account, name) for name in AccountOut.model_fields if name not in ("opt_outs", "flags", "flag_history")},
         opt_outs=[{"channel": o.channel, "at": o.at} for o in account.opt_outs],
-        flags=AccountFlags(
-            wrong_number=account.wrong_number, cease=account.cease, dispute=account.dispute, legal_hold=account.legal_hold
-        ),
+        flags=AccountFlags(**{flag: flag in account.flags for flag in FLAGS}),
+        flag_history=[FlagRecordOut.model_validate(row, from_attributes=True) for row in account.flag_history],
     )
 
 
@@ -62,6 +65,27 @@ def post_account(body: AccountIn) -> AccountOut:
 @router.get("/accounts/{account_id}", response_model=AccountOut)
 def get_account(account_id: int, session: Session = Depends(db)) -> AccountOut:
     return account_out(get_account_or_404(session, account_id))
+
+
+@router.post("/accounts/{account_id}/flags/{flag}", response_model=AccountOut)
+def set_account_flag(account_id: int, flag: Flag, body: FlagChangeIn) -> AccountOut:
+    """Put a flag in force, with who and why (audited). Setting a flag already in force changes nothing."""
+    with session_scope() as session:
+        account = get_account_or_404(session, account_id)
+        records.set_flag(session, account, flag, f"agent:{body.by}", body.reason)
+        session.flush()
+        return account_out(account)
+
+
+@router.post("/accounts/{account_id}/flags/{flag}/clear", response_model=AccountOut)
+def clear_account_flag(account_id: int, flag: Flag, body: FlagChangeIn) -> AccountOut:
+    """Lift a flag, with who and why (audited). 409 when the flag is not in force."""
+    with session_scope() as session:
+        account = get_account_or_404(session, account_id)
+        if records.clear_flag(session, account, flag, f"agent:{body.by}", body.reason) is None:
+            raise HTTPException(status_code=409, detail=f"the flag {flag} is not in force on account {account_id}")
+        session.flush()
+        return account_out(account)
 
 
 @router.get("/accounts", response_model=list[AccountOut])

@@ -82,10 +82,35 @@ class OptOutOut(BaseModel):
 
 
 class AccountFlags(BaseModel):
-    wrong_number: bool
-    cease: bool
+    """Each flag of PRODUCT.md section 3: true while it is in force."""
+
     dispute: bool
+    fraud: bool
+    deceased: bool
+    vulnerable: bool
+    cease: bool
     legal_hold: bool
+    wrong_number: bool
+
+
+Flag = Literal["dispute", "fraud", "deceased", "vulnerable", "cease", "legal_hold", "wrong_number"]
+
+
+class FlagChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    by: str = Field(min_length=1, max_length=64, description="who sets or clears the flag (an agent's name)")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class FlagRecordOut(BaseModel):
+    flag: str
+    set_at: datetime
+    set_by: str
+    set_reason: str
+    cleared_at: Optional[datetime]
+    cleared_by: Optional[str]
+    cleared_reason: Optional[str]
 
 
 class AccountOut(BaseModel):
@@ -105,6 +130,7 @@ class AccountOut(BaseModel):
     segment: str
     opt_outs: list[OptOutOut]
     flags: AccountFlags
+    flag_history: list[FlagRecordOut]
 
 
 class TurnOut(BaseModel):

@@ -12,6 +12,17 @@ from kindly.models import Account, ContactAttempt, Conversation, OptOut
 from kindly.policy import Policy, load_policy
 
 
+FLAG_REFUSALS = {
+    "wrong_number": "the number is marked as a wrong number",
+    "cease": "the customer asked us to cease contact",
+    "legal_hold": "the account is on legal hold",
+    "dispute": "the account has an open dispute",
+    "fraud": "the account has a fraud claim under review",
+    "deceased": "the customer is reported deceased",
+    "vulnerable": "the customer is marked vulnerable",
+}
+
+
 @dataclass(frozen=True)
 class Refusal:
     rule: str
@@ -27,13 +38,8 @@ def check_contact(session: Session, account: Account, channel: str, now: Optiona
     """None when the contact may go ahead, else the first rule that refuses it."""
     policy = load_policy()
     now = now or datetime.now(timezone.utc)
-    for flag, message in (
-        ("wrong_number", "the number is marked as a wrong number"),
-        ("cease", "the customer asked us to cease contact"),
-        ("legal_hold", "the account is on legal hold"),
-        ("dispute", "the account has an open dispute"),
-    ):
-        if getattr(account, flag):
+    for flag, message in FLAG_REFUSALS.items():
+        if flag in account.flags:
             return Refusal(flag, message)
     if session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == channel)):
         return Refusal("opted_out", f"the customer opted out of {channel}")

@@ -40,13 +40,47 @@ class Account(Base):
     card_last4: Mapped[str] = mapped_column(String(4))
     dob_hmac: Mapped[str] = mapped_column(String(64))
     segment: Mapped[str] = mapped_column(String(16))
-    wrong_number: Mapped[bool] = mapped_column(Boolean, default=False)
-    cease: Mapped[bool] = mapped_column(Boolean, default=False)
-    dispute: Mapped[bool] = mapped_column(Boolean, default=False)
-    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     opt_outs: Mapped[list["OptOut"]] = relationship(back_populates="account", order_by="OptOut.at")
+    flag_history: Mapped[list["AccountFlag"]] = relationship(order_by="AccountFlag.id", lazy="selectin", viewonly=True)
+
+    @property
+    def flags(self) -> set[str]:
+        """The flags in force (PRODUCT.md section 3); every one of them stops automated contact."""
+        return {row.flag for row in self.flag_history if row.cleared_at is None}
+
+
+FLAGS = ("dispute", "fraud", "deceased", "vulnerable", "cease", "legal_hold", "wrong_number")
+
+
+class AccountFlag(Base):
+    """One flag on an account, set and (maybe) cleared, each with who, when and why."""
+
+    __tablename__ = "account_flags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    flag: Mapped[str] = mapped_column(String(16))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_reason: Mapped[str] = mapped_column(Text, default="")
+    cleared_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    cleared_by: Mapped[Optional[str]] = mapped_column(String(64))
+    cleared_reason: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class VerificationAttempt(Base):
+    """A date-of-birth check, kept on the account so the lockout holds across conversations and channels."""
+
+    __tablename__ = "verification_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    conversation_id: Mapped[Optional[str]] = mapped_column(ForeignKey("conversations.id"))
+    channel: Mapped[str] = mapped_column(String(8))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class OptOut(Base):
@@ -109,6 +143,8 @@ class Promise(Base):
     installments: Mapped[int] = mapped_column(Integer, default=1)
     total: Mapped[Decimal] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(12), default="open")
+    # A changed plan cancels the old promise and points it at the new one, so promises never stack.
+    superseded_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("promises.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     schedule: Mapped[list["PromiseInstallment"]] = relationship(order_by="PromiseInstallment.seq")
@@ -164,6 +200,8 @@ class ContactAttempt(Base):
     direction: Mapped[str] = mapped_column(String(16))
     external_ref: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     conversation_id: Mapped[Optional[str]] = mapped_column(ForeignKey("conversations.id"))
+    # collection | reminder | callback | recontact: an open promise refuses a collection contact, not its reminder.
+    purpose: Mapped[str] = mapped_column(String(16), default="collection")
     outcome: Mapped[str] = mapped_column(String(16), default="initiated")
     connected: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -189,6 +227,7 @@ class HandoffMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
     role: Mapped[str] = mapped_column(String(8))  # user | agent
+    channel: Mapped[Optional[str]] = mapped_column(String(8))  # where it was sent or received
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -199,7 +238,9 @@ class WebhookReceipt(Base):
     __tablename__ = "webhook_receipts"
 
     key: Mapped[str] = mapped_column(String(96), primary_key=True)
-    response: Mapped[str] = mapped_column(Text)
+    # pending while the first copy of the request runs its turn; done once the answer is stored.
+    state: Mapped[str] = mapped_column(String(8), default="done")
+    response: Mapped[Optional[str]] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

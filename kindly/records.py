@@ -6,7 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kindly.models import (
+    FLAGS,
     Account,
+    AccountFlag,
     AuditLog,
     Conversation,
     FollowUp,
@@ -21,6 +23,37 @@ from kindly.plans import Plan
 
 def audit(session: Session, actor: str, action: str, entity: str, entity_id, **detail) -> None:
     session.add(AuditLog(actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=detail))
+
+
+def set_flag(session: Session, account: Account, flag: str, by: str, reason: str) -> AccountFlag:
+    """Put a flag in force (idempotent: a flag already in force is returned as it is)."""
+    if flag not in FLAGS:
+        raise ValueError(f"unknown flag {flag!r}")
+    existing = session.scalar(
+        select(AccountFlag).where(AccountFlag.account_id == account.id, AccountFlag.flag == flag, AccountFlag.cleared_at.is_(None))
+    )
+    if existing:
+        return existing
+    row = AccountFlag(account_id=account.id, flag=flag, set_by=by, set_reason=reason[:1000])
+    session.add(row)
+    session.flush()
+    session.expire(account, ["flag_history"])
+    audit(session, by, "flag_set", "account", account.id, flag=flag, reason=reason[:1000])
+    return row
+
+
+def clear_flag(session: Session, account: Account, flag: str, by: str, reason: str) -> Optional[AccountFlag]:
+    """Lift a flag in force; None when it was not in force."""
+    row = session.scalar(
+        select(AccountFlag).where(AccountFlag.account_id == account.id, AccountFlag.flag == flag, AccountFlag.cleared_at.is_(None))
+    )
+    if row is None:
+        return None
+    row.cleared_at, row.cleared_by, row.cleared_reason = utcnow(), by, reason[:1000]
+    session.flush()
+    session.expire(account, ["flag_history"])
+    audit(session, by, "flag_cleared", "account", account.id, flag=flag, reason=reason[:1000])
+    return row
 
 
 def end_conversation(session: Session, conversation: Conversation, disposition: str) -> None:

@@ -5,20 +5,23 @@ import tempfile
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="kindly-test-"))
+# Several test runs can share a machine: KINDLY_TEST_PORT_OFFSET moves every test port.
+_OFFSET = int(os.environ.get("KINDLY_TEST_PORT_OFFSET", "0"))
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, SIMULATOR_PORT = (port + _OFFSET for port in (15005, 15055, 18000, 18001))
 os.environ.update(
     DATABASE_URL=f"sqlite:///{_TMP / 'kindly.db'}",
     ADMIN_API_KEY="test-admin-key",
     SECRET_KEY="test-secret-key",
     TWILIO_AUTH_TOKEN="test-twilio-token",
-    RASA_URL="http://127.0.0.1:15005",
+    RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}",
     KINDLY_ENV="test",
-    PUBLIC_BASE_URL="http://127.0.0.1:18000",
-    TWILIO_API_BASE_URL="http://127.0.0.1:18001",
+    PUBLIC_BASE_URL=f"http://127.0.0.1:{GATEWAY_PORT}",
+    TWILIO_API_BASE_URL=f"http://127.0.0.1:{SIMULATOR_PORT}",
     TWILIO_ACCOUNT_SID="AC" + "1" * 32,
     TWILIO_PHONE_NUMBER="+15005550006",
     AGENT_LINE="+15005550100",
-    SIMULATOR_GATEWAY_URL="http://127.0.0.1:18000",
-    SIMULATOR_PORT="18001",
+    SIMULATOR_GATEWAY_URL=f"http://127.0.0.1:{GATEWAY_PORT}",
+    SIMULATOR_PORT=str(SIMULATOR_PORT),
 )
 
 import itertools  # noqa: E402
@@ -31,7 +34,6 @@ import pytest  # noqa: E402
 from kindly.migrate import upgrade  # noqa: E402
 from scripts import services  # noqa: E402
 
-ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, SIMULATOR_PORT = 15005, 15055, 18000, 18001
 GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 SIMULATOR_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
 ADMIN_HEADERS = {"Authorization": "Bearer test-admin-key"}
