@@ -197,3 +197,14 @@ def evaluate(
     if due:
         decision.plan = single_payment(plan_type, amount, due)
     return decision
+
+
+def default_due_date(plan_type: Optional[str], today: date, due_day: int, policy: Policy) -> date:
+    """The date the bot proposes when the customer names none ("whenever", "next payday"): for installments the
+    account's next due day, for anything else the latest date the policy allows; always within policy."""
+    if plan_type == "installment":
+        this_month = date(today.year, today.month, min(due_day, calendar.monthrange(today.year, today.month)[1]))
+        candidate = add_months(this_month, 1) if this_month <= today else this_month
+        return min(candidate, today + timedelta(days=policy.installment_first_due_days))
+    max_days = {"full": policy.full_max_days, "deferral": policy.deferral_max_days}.get(plan_type or "", policy.partial_max_days)
+    return today + timedelta(days=max_days)

@@ -21,6 +21,8 @@ class Policy:
     deferral_max_days: int
     early_max_days_past_due: int
     max_verification_attempts: int
+    verification_window_hours: int
+    act_above: dict
     calling_window: dict
     contact_caps: dict
     crisis_lines: dict
@@ -40,6 +42,8 @@ def load_policy(path: str = "") -> Policy:
         deferral_max_days=raw["deferral"]["max_days"],
         early_max_days_past_due=raw["segments"]["early_max_days_past_due"],
         max_verification_attempts=raw["verification"]["max_attempts"],
+        verification_window_hours=raw["verification"]["window_hours"],
+        act_above=raw["understanding"]["act_above"],
         calling_window=raw["calling_window"],
         contact_caps=raw["contact_caps"],
         crisis_lines=raw["crisis_lines"],

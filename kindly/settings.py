@@ -38,10 +38,14 @@ class Settings:
     secret_key: str
     console_password: str
     bank_name: str
+    bank_name_zh: str
     callback_number: str
     rasa_urls: tuple[str, ...]
     agent_line: str
     sms_inactivity_hours: int
+
+    def bank_name_in(self, language: str) -> str:
+        return self.bank_name_zh if language == "zh" else self.bank_name
 
     @property
     def is_production(self) -> bool:
@@ -71,6 +75,8 @@ def load_settings() -> Settings:
         secret_key=env("SECRET_KEY", DEFAULT_SECRETS["SECRET_KEY"]),
         console_password=env("CONSOLE_PASSWORD", DEFAULT_SECRETS["CONSOLE_PASSWORD"]),
         bank_name=env("BANK_NAME", "Harbor Bank"),
+        # The Mandarin voice reads an English name letter by letter or in English: give the bank's Chinese name.
+        bank_name_zh=env("BANK_NAME_ZH", "海港银行"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
         # Several engines, comma-separated: each conversation sticks to one (its tracker lives there).
         rasa_urls=tuple(url.strip().rstrip("/") for url in env("RASA_URL", "http://127.0.0.1:5005").split(",") if url.strip()),

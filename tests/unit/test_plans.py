@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from kindly.plans import Proposal, add_months, evaluate, installment_plan, nearest_count, split_evenly
+from kindly.plans import Proposal, add_months, default_due_date, evaluate, installment_plan, nearest_count, split_evenly
 from kindly.policy import DEFAULT_POLICY_FILE, load_policy
 
 POLICY = load_policy()
@@ -139,3 +139,25 @@ def test_fee_is_added_to_the_installment_total(tmp_path):
     policy = load_policy(str(policy_file))
     plan = installment_plan(Decimal("1000.00"), 6, TODAY, policy)
     assert plan.total == Decimal("1025.00") and sum(a for _, a in plan.schedule) == Decimal("1025.00")
+
+
+@pytest.mark.parametrize("plan_type, due_day, expected", [
+    ("installment", 15, date(2026, 12, 15)),   # the next due day
+    ("installment", 30, date(2026, 11, 30)),   # still ahead this month
+    ("installment", 29, date(2026, 12, 29)),   # today is the due day: next month, 30 days out
+    ("installment", 31, date(2026, 11, 30)),   # clamped to the month's last day
+    ("full", 15, TODAY + timedelta(days=POLICY.full_max_days)),
+    ("partial", 15, TODAY + timedelta(days=POLICY.partial_max_days)),
+    ("deferral", 15, TODAY + timedelta(days=POLICY.deferral_max_days)),
+    (None, 15, TODAY + timedelta(days=POLICY.partial_max_days)),
+])
+def test_default_due_date_is_within_policy(plan_type, due_day, expected):
+    assert default_due_date(plan_type, TODAY, due_day, POLICY) == expected
+
+
+def test_default_installment_date_never_exceeds_the_first_due_limit():
+    for day in range(1, 32):
+        for offset in range(0, 400, 7):
+            today = TODAY + timedelta(days=offset)
+            proposed = default_due_date("installment", today, day, POLICY)
+            assert today < proposed <= today + timedelta(days=POLICY.installment_first_due_days)
