@@ -2,78 +2,16 @@
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Optional
-from zoneinfo import ZoneInfo, available_timezones
 
-import phonenumbers
-from babel.numbers import list_currencies
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Language = Literal["en", "zh"]
-Country = Literal["US", "CN"]
-Segment = Literal["early", "late", "flagged"]
+from kindly.account_fields import AccountFields, Country, Language, Segment, e164  # noqa: F401 (re-exported)
+
 Channel = Literal["voice", "sms"]
 
 
-def e164(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as error:
-        raise ValueError(f"not an E.164 phone number: {error}") from error
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    external_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    phone: str
-    language: Language
-    timezone: str
-    country: Country
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    balance: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-    minimum_due: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-    days_past_due: int = Field(ge=1, le=3650)
-    due_date: date
-    card_last4: str = Field(pattern=r"^\d{4}$")
-    date_of_birth: date
-    segment: Optional[Segment] = None
-
-    @field_validator("phone")
-    @classmethod
-    def phone_is_e164(cls, value: str) -> str:
-        return e164(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def timezone_is_iana(cls, value: str) -> str:
-        if value not in available_timezones():
-            raise ValueError("not an IANA time zone")
-        ZoneInfo(value)
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def currency_is_known(cls, value: str) -> str:
-        if value not in list_currencies():
-            raise ValueError("unknown currency code")
-        return value
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def born_in_the_past(cls, value: date) -> date:
-        if not date(1900, 1, 1) <= value < date.today():
-            raise ValueError("date of birth must be in the past")
-        return value
-
-    @model_validator(mode="after")
-    def minimum_within_balance(self) -> "AccountIn":
-        if self.minimum_due > self.balance:
-            raise ValueError("minimum_due cannot exceed balance")
-        return self
+class AccountIn(AccountFields):
+    """POST /api/accounts: the account's rules live in kindly/account_fields.py, shared with the importer."""
 
 
 class OptOutOut(BaseModel):
