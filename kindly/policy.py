@@ -20,6 +20,8 @@ class Policy:
     deferral_reasons: frozenset[str]
     deferral_max_days: int
     early_max_days_past_due: int
+    flagged_bank_flags: frozenset[str]
+    not_flagged_bank_flags: frozenset[str]
     max_verification_attempts: int
     verification_window_hours: int
     act_above: dict
@@ -41,6 +43,8 @@ def load_policy(path: str = "") -> Policy:
         deferral_reasons=frozenset(raw["deferral"]["reasons"]),
         deferral_max_days=raw["deferral"]["max_days"],
         early_max_days_past_due=raw["segments"]["early_max_days_past_due"],
+        flagged_bank_flags=frozenset(str(v).casefold() for v in raw["segments"].get("flagged_bank_flags", [])),
+        not_flagged_bank_flags=frozenset(str(v).casefold() for v in raw["segments"].get("not_flagged_bank_flags", [""])),
         max_verification_attempts=raw["verification"]["max_attempts"],
         verification_window_hours=raw["verification"]["window_hours"],
         act_above=raw["understanding"]["act_above"],
@@ -51,5 +55,8 @@ def load_policy(path: str = "") -> Policy:
     )
 
 
-def segment_for(days_past_due: int, policy: Policy) -> str:
+def segment_for(days_past_due: int, policy: Policy, bank_flagged: bool = False) -> str:
+    """early / late by days past due; flagged when the bank marks the account high-risk or malicious."""
+    if bank_flagged:
+        return "flagged"
     return "early" if days_past_due <= policy.early_max_days_past_due else "late"
