@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 Money = Numeric(14, 2)
@@ -255,3 +255,71 @@ class PhoneNumber(Base):
     voice_zh: Mapped[str] = mapped_column(String(40), default="Polly.Zhiyu")
     campaign: Mapped[Optional[str]] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Import(Base):
+    """One account list imported (kindly/importer.py): who sent which file, and the report."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | running | done | failed
+    report: Mapped[Optional[dict]] = mapped_column(JSON)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Campaign(Base):
+    """A named run (kindly/campaigns.py): which accounts (a segment and a filter), a channel plan and a schedule."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    segment: Mapped[Optional[str]] = mapped_column(String(16))
+    filter: Mapped[dict] = mapped_column(JSON, default=dict)
+    # [{"channel": "sms"|"voice", "after_hours": n, "when": "always"|"not_reached", "retries": n}, ...]
+    plan: Mapped[list] = mapped_column(JSON)
+    starts_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft | running | paused | done
+    calls_per_second: Mapped[Decimal] = mapped_column(Numeric(8, 3), default=Decimal("1"))
+    texts_per_second: Mapped[Decimal] = mapped_column(Numeric(8, 3), default=Decimal("1"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignContact(Base):
+    """One step of a campaign's plan for one account: the unique (campaign, account, step) row a worker must
+    claim before it may contact the account, so two workers never contact the same account in the same slot."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (UniqueConstraint("campaign_id", "account_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(8))
+    # pending | claimed | sent | refused | skipped | failed | done
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[Optional[str]] = mapped_column(String(64))
+    attempt_id: Mapped[Optional[int]] = mapped_column(ForeignKey("contact_attempts.id"))
+    refusal_rule: Mapped[Optional[str]] = mapped_column(String(32))
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class RateBucket(Base):
+    """A token bucket kept in the database (the embedded mode's global rate; Redis holds it otherwise)."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)  # seconds since the epoch
