@@ -40,7 +40,7 @@ test: setup
 	$(ENGINE)/rasa data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 	$(ENGINE)/python -m pytest tests/engine -q --confcutdir=tests/engine
 	$(ENGINE)/rasa test core --model $(MODEL) --stories tests/ --out results/core --fail-on-prediction-errors
-	$(APP)/python -m pytest tests -q --ignore=tests/engine
+	$(APP)/python -m pytest tests -q -rs --ignore=tests/engine
 
 bench: setup
 	$(ENGINE)/python bench/nlu_eval.py

@@ -33,6 +33,8 @@ import pytest  # noqa: E402
 
 from kindly.migrate import upgrade  # noqa: E402
 from scripts import services  # noqa: E402
+# PostgreSQL and Redis for the tests that need them: the local servers, throwaway ones, or a skip with the reason.
+from tests.servers import postgres_server, postgres_url, redis_url  # noqa: E402,F401
 
 GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 SIMULATOR_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"

@@ -1,11 +1,8 @@
-"""The same models, migrations and promise code on the local PostgreSQL server."""
-import os
-import uuid
+"""The same models, migrations and promise code on PostgreSQL (tests/servers.py: the local server, or a
+throwaway one), in a database the test creates and drops."""
 from datetime import date, timedelta
 from decimal import Decimal
 
-import psycopg
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,20 +13,6 @@ from kindly.models import Conversation, Promise
 from kindly.plans import installment_plan
 from kindly.policy import load_policy
 from kindly.records import record_promise
-
-SERVER = os.environ.get("KINDLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-
-
-@pytest.fixture
-def postgres_url():
-    name = f"kindly_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_migrations_and_a_promise_round_trip_on_postgresql(postgres_url):
