@@ -1,5 +1,10 @@
-"""Outbound contacts: a call with machine detection, or the opening SMS, once the contact policy allows it."""
+"""Outbound contacts: a call with machine detection, or the opening SMS, for an attempt the contact policy
+has reserved (kindly.contact_policy.reserve_contact). Twilio's answer updates the reserved row."""
+from contextlib import contextmanager
+from typing import Iterator
 from urllib.parse import urlencode
+
+from twilio.base.exceptions import TwilioRestException
 
 from channels.conversation import START_TEXT, send_message, start_conversation
 from channels.twilio_edge import rest_client, send_sms
@@ -8,33 +13,51 @@ from kindly.models import Account, ContactAttempt
 from kindly.settings import settings
 
 
-def place_call(account_id: int) -> ContactAttempt:
+def place_call(reserved: ContactAttempt) -> ContactAttempt:
     with session_scope() as session:
-        phone = session.get(Account, account_id).phone
-    call = rest_client().calls.create(
-        to=phone,
-        from_=settings.twilio_phone_number,
-        url=f"{settings.public_base_url}/twilio/voice?{urlencode({'account_id': account_id})}",
-        status_callback=f"{settings.public_base_url}/twilio/status",
-        status_callback_event=["initiated", "ringing", "answered", "completed"],
-        machine_detection="DetectMessageEnd",
-    )
-    with session_scope() as session:
-        attempt = ContactAttempt(account_id=account_id, channel="voice", direction="outbound", external_ref=call.sid)
-        session.add(attempt)
-    return attempt
-
-
-def send_opening_sms(account_id: int) -> ContactAttempt:
-    with session_scope() as session:
-        phone = session.get(Account, account_id).phone
-    conversation_id = start_conversation(account_id, "sms", "outbound")
-    reply = send_message(conversation_id, START_TEXT)
-    sid = send_sms(phone, "\n".join(reply.messages))
-    with session_scope() as session:
-        attempt = ContactAttempt(
-            account_id=account_id, channel="sms", direction="outbound", external_ref=sid,
-            conversation_id=conversation_id, outcome="sent", connected=True,
+        phone = session.get(Account, reserved.account_id).phone
+    with _settled_on_failure(reserved):
+        call = rest_client().calls.create(
+            to=phone,
+            from_=settings.twilio_phone_number,
+            url=f"{settings.public_base_url}/twilio/voice?{urlencode({'account_id': reserved.account_id})}",
+            status_callback=f"{settings.public_base_url}/twilio/status",
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            machine_detection="DetectMessageEnd",
         )
-        session.add(attempt)
-    return attempt
+    return _settle(reserved, "initiated", external_ref=call.sid)
+
+
+def send_opening_sms(reserved: ContactAttempt) -> ContactAttempt:
+    with session_scope() as session:
+        phone = session.get(Account, reserved.account_id).phone
+    with _settled_on_failure(reserved):
+        conversation_id = start_conversation(reserved.account_id, "sms", "outbound")
+        reply = send_message(conversation_id, START_TEXT)
+        sid = send_sms(phone, "\n".join(reply.messages))
+    return _settle(reserved, "sent", external_ref=sid, conversation_id=conversation_id, connected=True)
+
+
+@contextmanager
+def _settled_on_failure(reserved: ContactAttempt) -> Iterator[None]:
+    """Records a failed Twilio request on the reserved row, then lets the error through. Twilio refusing the
+    request means nothing went out ("failed", no sid: not a call attempt); after any other failure Twilio may
+    still have placed it ("unconfirmed": counted)."""
+    try:
+        yield
+    except TwilioRestException:
+        _settle(reserved, "failed")
+        raise
+    except Exception:
+        _settle(reserved, "unconfirmed")
+        raise
+
+
+def _settle(reserved: ContactAttempt, outcome: str, **fields) -> ContactAttempt:
+    with session_scope() as session:
+        attempt = session.get(ContactAttempt, reserved.id)
+        attempt.outcome = outcome
+        for name, value in fields.items():
+            setattr(attempt, name, value)
+        session.flush()
+        return attempt

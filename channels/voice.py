@@ -109,15 +109,16 @@ def _answer_call(form: dict, account_id: Optional[int]) -> str:
             text = " ".join(say("unknown_caller", lang, bank=settings.bank_name, callback=settings.callback_number) for lang in ("en", "zh"))
             return _hang_up_with([text], "en", number)
         account_id, language, common = account.id, account.language, _common(account)
-        attempt = session.scalar(select(ContactAttempt).where(ContactAttempt.external_ref == form.get("CallSid")))
-        if attempt is None:
-            attempt = ContactAttempt(account_id=account_id, channel="voice", direction="inbound" if inbound else "outbound", external_ref=form.get("CallSid"))
-            session.add(attempt)
         machine = form.get("AnsweredBy") in ANSWERING_MACHINE
-        attempt.outcome, attempt.connected = ("voicemail", False) if machine else ("answered", True)
+        # Only our outbound calls are contact attempts (reserved by the contact policy, found by CallSid); an
+        # inbound call is the customer's and is never one.
+        attempt = None if inbound else session.scalar(select(ContactAttempt).where(ContactAttempt.external_ref == form.get("CallSid")))
+        if attempt is not None:
+            attempt.outcome, attempt.connected = ("voicemail", False) if machine else ("answered", True)
     conversation_id = start_conversation(account_id, "voice", "inbound" if inbound else "outbound", external_ref=form.get("CallSid"))
-    with session_scope() as session:
-        session.scalar(select(ContactAttempt).where(ContactAttempt.external_ref == form.get("CallSid"))).conversation_id = conversation_id
+    if attempt is not None:
+        with session_scope() as session:
+            session.get(ContactAttempt, attempt.id).conversation_id = conversation_id
     if machine:
         # A limited-content message: who we are and how to call back, never a word about a debt.
         text = say("voicemail", language, **common)

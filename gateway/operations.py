@@ -19,9 +19,9 @@ from gateway.schemas import (
     e164,
 )
 from kindly import records
-from kindly.contact_policy import check_contact
+from kindly.contact_policy import Refusal, check_agent_reply, reserve_contact
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, HandoffMessage, OptOut, PhoneNumber, TranscriptTurn, utcnow
+from kindly.models import Account, Conversation, Handoff, HandoffMessage, PhoneNumber, TranscriptTurn, utcnow
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -29,12 +29,12 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 @router.post("/contacts", status_code=201, response_model=ContactOut)
 def contact_account(body: ContactIn) -> ContactOut:
     with session_scope() as session:
-        account = get_account_or_404(session, body.account_id)
-        refusal = check_contact(session, account, body.channel)
-        if refusal:
-            raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})
+        get_account_or_404(session, body.account_id)
+    reserved = reserve_contact(body.account_id, body.channel)
+    if isinstance(reserved, Refusal):
+        raise HTTPException(status_code=409, detail={"rule": reserved.rule, "message": reserved.message})
     try:
-        attempt = place_call(body.account_id) if body.channel == "voice" else send_opening_sms(body.account_id)
+        attempt = place_call(reserved) if body.channel == "voice" else send_opening_sms(reserved)
     except TWILIO_ERRORS as error:
         raise HTTPException(status_code=502, detail=f"Twilio refused the request: {error}") from error
     return ContactOut.model_validate(attempt, from_attributes=True)
@@ -69,8 +69,11 @@ def agent_reply(handoff_id: int, body: AgentMessageIn) -> HandoffDetailOut:
         if handoff.status == "resolved":
             raise HTTPException(status_code=409, detail="the handoff is resolved")
         account = session.get(Account, handoff.account_id)
-        if session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")):
-            raise HTTPException(status_code=409, detail="the customer opted out of SMS")
+        # Outside the window (and with no word from the customer in the last hour) the reply is refused; holding
+        # it for the window is the follow-through worker's job (issue 8).
+        refusal = check_agent_reply(session, account)
+        if refusal:
+            raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})
         phone = account.phone
     try:
         send_sms(phone, body.text)

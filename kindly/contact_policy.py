@@ -1,16 +1,41 @@
-"""Whether an automated contact is allowed right now: flags, opt-outs, the calling window and the caps.
-One module answers for every sender (the API today, campaigns later)."""
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
-from typing import Optional
-from zoneinfo import ZoneInfo
+"""Whether an automated contact is allowed right now, and the one place that reserves it.
 
-from sqlalchemy import func, select
+Every sender (the API today, campaigns and reminders later) calls `reserve_contact`: in one transaction, with
+the account locked, it checks every rule and writes the attempt as "reserved", so two requests can never both
+pass a cap. The sender then asks Twilio and updates the reserved row with the outcome (channels/outbound.py).
+
+The rules, in the order they are checked:
+- holds: every account flag in force, an opt-out of the channel, an open handoff, and (for a collection
+  contact, not a reminder) an open promise with a part not yet due;
+- the window (policy.yml), in every time zone the customer may be in: the account's and each one phonenumbers
+  gives for the phone; an unknown zone stands for all the zones of its country;
+- the call caps (policy.yml): US 7 call attempts in 7 days and no call within 7 days of a verified
+  conversation; CN 6 attempts and 3 connected calls in the customer's local day.
+
+What counts as a call attempt: every outbound call we reserved or placed, whatever became of it (no answer,
+busy, voicemail), except a request Twilio refused outright. That one never reached the telephone network, so,
+reading Regulation F (12 CFR 1006.14(b)), no call was placed; it is kept with outcome "failed" and no CallSid.
+A request that failed in the network is counted: Twilio may have placed the call. Inbound calls are the
+customer's contacts, not ours, and are never attempts.
+"""
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from importlib.resources import files
+from typing import Optional, Union
+from zoneinfo import ZoneInfo, available_timezones
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezones
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
-from kindly.models import Account, ContactAttempt, Conversation, OptOut
+from kindly.db import engine_for
+from kindly.models import (
+    Account, ContactAttempt, Conversation, Handoff, HandoffMessage, OptOut, Promise, PromiseInstallment, TranscriptTurn,
+)
 from kindly.policy import Policy, load_policy
-
+from kindly.settings import settings
 
 FLAG_REFUSALS = {
     "wrong_number": "the number is marked as a wrong number",
@@ -21,6 +46,13 @@ FLAG_REFUSALS = {
     "deceased": "the customer is reported deceased",
     "vulnerable": "the customer is marked vulnerable",
 }
+CHANNELS = ("voice", "sms")
+PURPOSES = ("collection", "reminder", "callback", "recontact")
+OPEN_HANDOFF = ("waiting", "claimed")
+# Outcomes not known yet: the call may still connect, so it counts against the connected-call cap.
+IN_FLIGHT = ("reserved", "initiated", "unconfirmed")
+UNKNOWN_ZONE = "Etc/Unknown"
+CUSTOMER_WROTE_WITHIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -29,60 +61,192 @@ class Refusal:
     message: str
 
 
-def _local_window(policy: Policy, country: str) -> tuple[time, time]:
-    window = policy.calling_window.get(country, policy.calling_window["US"])
-    return time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
-
-
-def check_contact(session: Session, account: Account, channel: str, now: Optional[datetime] = None) -> Optional[Refusal]:
-    """None when the contact may go ahead, else the first rule that refuses it."""
+def check_contact(
+    session: Session, account: Account, channel: str, purpose: str = "collection", now: Optional[datetime] = None,
+) -> Optional[Refusal]:
+    """None when the contact may go ahead, else the first rule that refuses it. Writes nothing."""
+    if channel not in CHANNELS or purpose not in PURPOSES:
+        raise ValueError(f"unknown channel {channel!r} or purpose {purpose!r}")
     policy = load_policy()
-    now = now or datetime.now(timezone.utc)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return (
+        _hold(session, account, channel, purpose, now)
+        or _outside_window(policy, account, now)
+        or (_call_caps(session, account, policy, now) if channel == "voice" else None)
+    )
+
+
+def reserve_contact(
+    account_id: int, channel: str, purpose: str = "collection", now: Optional[datetime] = None, url: Optional[str] = None,
+) -> Union[ContactAttempt, Refusal]:
+    """Check and reserve in one transaction with the account locked: the attempt is written as "reserved"
+    before anyone asks Twilio, so concurrent requests see it. `url` names another database (tests)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    with Session(engine_for(url or settings.database_url), expire_on_commit=False) as session, session.begin():
+        account = _lock_account(session, account_id)
+        refusal = check_contact(session, account, channel, purpose, now)
+        if refusal:
+            return refusal
+        attempt = ContactAttempt(
+            account_id=account_id, channel=channel, direction="outbound", purpose=purpose, outcome="reserved", at=now,
+        )
+        session.add(attempt)
+    return attempt
+
+
+def check_agent_reply(session: Session, account: Account, now: Optional[datetime] = None) -> Optional[Refusal]:
+    """An agent's SMS: a person answering, not an automated contact, so no hold or cap applies. The opt-out
+    does, and so does the window, unless the customer wrote to us in the last hour."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if _opted_out(session, account, "sms"):
+        return Refusal("opted_out", "the customer opted out of sms")
+    if customer_wrote_since(session, account, now - CUSTOMER_WROTE_WITHIN):
+        return None
+    return _outside_window(load_policy(), account, now)
+
+
+def customer_wrote_since(session: Session, account: Account, since: datetime) -> bool:
+    to_agent = select(HandoffMessage.id).join(Handoff, Handoff.id == HandoffMessage.handoff_id).where(
+        Handoff.account_id == account.id, HandoffMessage.role == "user", HandoffMessage.at >= since,
+    )
+    to_bot = select(TranscriptTurn.id).join(Conversation, Conversation.id == TranscriptTurn.conversation_id).where(
+        Conversation.account_id == account.id, TranscriptTurn.role == "user", TranscriptTurn.at >= since,
+    )
+    return session.scalar(select(to_agent.exists())) or session.scalar(select(to_bot.exists()))
+
+
+def _lock_account(session: Session, account_id: int) -> Account:
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite locks the whole database: take the write lock now, not at the first INSERT, so two readers
+        # can't both pass the checks. pysqlite emits no BEGIN of its own before a SELECT, so this one holds.
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    account = session.get(Account, account_id, with_for_update=True)  # PostgreSQL: SELECT ... FOR UPDATE
+    if account is None:
+        raise LookupError(f"account {account_id} not found")
+    return account
+
+
+# ---------------------------------------------------------------------------------------------------- holds
+
+def _hold(session: Session, account: Account, channel: str, purpose: str, now: datetime) -> Optional[Refusal]:
     for flag, message in FLAG_REFUSALS.items():
         if flag in account.flags:
             return Refusal(flag, message)
-    if session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == channel)):
+    if _opted_out(session, account, channel):
         return Refusal("opted_out", f"the customer opted out of {channel}")
-
-    local = now.astimezone(ZoneInfo(account.timezone))
-    start, end = _local_window(policy, account.country)
-    if not start <= local.time() < end:
-        return Refusal(
-            "calling_window",
-            f"{local:%H:%M} is outside the {account.country} contact window {start:%H:%M}-{end:%H:%M} in {account.timezone}",
-        )
-    if channel == "voice":
-        return _check_call_caps(session, account, policy, now, local)
+    if session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF)).limit(1)):
+        return Refusal("open_handoff", "the customer's case is with an agent")
+    if purpose == "collection":
+        next_due = _next_promised_part(session, account, now.astimezone(_home_zone(account)).date())
+        if next_due:
+            return Refusal("open_promise", f"the customer promised a payment, next part due {next_due.isoformat()}")
     return None
 
 
-def _attempts_since(session: Session, account: Account, since: datetime, connected_only: bool = False) -> int:
-    query = select(func.count(ContactAttempt.id)).where(
-        ContactAttempt.account_id == account.id, ContactAttempt.channel == "voice", ContactAttempt.at >= since
+def _opted_out(session: Session, account: Account, channel: str) -> bool:
+    return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == channel)) is not None
+
+
+def _next_promised_part(session: Session, account: Account, today: date) -> Optional[date]:
+    return session.scalar(
+        select(func.min(PromiseInstallment.due_date))
+        .join(Promise, Promise.id == PromiseInstallment.promise_id)
+        .where(Promise.account_id == account.id, Promise.status == "open", PromiseInstallment.due_date >= today)
     )
-    if connected_only:
-        query = query.where(ContactAttempt.connected.is_(True))
-    return session.scalar(query) or 0
 
 
-def _check_call_caps(session: Session, account: Account, policy: Policy, now: datetime, local: datetime) -> Optional[Refusal]:
+# --------------------------------------------------------------------------------------------------- window
+
+def _outside_window(policy: Policy, account: Account, now: datetime) -> Optional[Refusal]:
+    window = policy.calling_window.get(account.country, policy.calling_window["US"])
+    start, end = time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
+    for zone in sorted(contact_zones(account)):
+        local = now.astimezone(ZoneInfo(zone))
+        if not start <= local.time() < end:
+            return Refusal(
+                "calling_window",
+                f"{local:%H:%M} in {zone} is outside the {account.country} contact window {start:%H:%M}-{end:%H:%M}",
+            )
+    return None
+
+
+def contact_zones(account: Account) -> set[str]:
+    """Every time zone the customer may be in: the account's and each one phonenumbers gives for the phone.
+    An unknown zone (Etc/Unknown, or not a zone at all) stands for every zone of its country."""
+    number = _parse_phone(account.phone)
+    region = phonenumbers.region_code_for_number(number) if number else None
+    region = region if region in _zones_by_country() else account.country
+    zones = _known_or_country(account.timezone, account.country)
+    for zone in phone_timezones.time_zones_for_number(number) if number else (UNKNOWN_ZONE,):
+        zones |= _known_or_country(zone, region)
+    return zones
+
+
+def _home_zone(account: Account) -> ZoneInfo:
+    return ZoneInfo(account.timezone if account.timezone in _known_zones() else min(contact_zones(account)))
+
+
+def _known_or_country(zone: str, country: str) -> set[str]:
+    return {zone} if zone in _known_zones() else set(_zones_by_country().get(country, ()))
+
+
+def _parse_phone(phone: str) -> Optional[phonenumbers.PhoneNumber]:
+    try:
+        return phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones() - {UNKNOWN_ZONE})
+
+
+@lru_cache(maxsize=1)
+def _zones_by_country() -> dict[str, tuple[str, ...]]:
+    """The IANA country-to-zone table (zone1970.tab) as the pinned tzdata package ships it."""
+    zones: dict[str, list[str]] = {}
+    for line in files("tzdata").joinpath("zoneinfo", "zone1970.tab").read_text().splitlines():
+        if line and not line.startswith("#"):
+            countries, _coordinates, zone = line.split("\t")[:3]
+            for country in countries.split(","):
+                zones.setdefault(country, []).append(zone)
+    return {country: tuple(names) for country, names in zones.items()}
+
+
+# ----------------------------------------------------------------------------------------------------- caps
+
+def _call_caps(session: Session, account: Account, policy: Policy, now: datetime) -> Optional[Refusal]:
     caps = policy.contact_caps.get(account.country, policy.contact_caps["US"])
     if account.country == "CN":
-        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
-        if _attempts_since(session, account, day_start) >= caps["attempts_per_day"]:
+        # The customer's local day; with several possible zones, the earliest midnight (the longest day).
+        day_start = min(
+            now.astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0) for zone in contact_zones(account)
+        ).astimezone(timezone.utc)
+        if _call_attempts(session, account, day_start) >= caps["attempts_per_day"]:
             return Refusal("attempt_cap", f"{caps['attempts_per_day']} call attempts already made today")
-        if _attempts_since(session, account, day_start, connected_only=True) >= caps["connected_per_day"]:
-            return Refusal("connected_cap", f"{caps['connected_per_day']} connected calls already made today")
+        connected = ContactAttempt.connected.is_(True) | ContactAttempt.outcome.in_(IN_FLIGHT)
+        if _call_attempts(session, account, day_start, connected) >= caps["connected_per_day"]:
+            return Refusal("connected_cap", f"{caps['connected_per_day']} connected (or still ringing) calls already made today")
         return None
-    week_ago = now - timedelta(days=7)
-    if _attempts_since(session, account, week_ago) >= caps["attempts_per_7_days"]:
+    if _call_attempts(session, account, now - timedelta(days=7)) >= caps["attempts_per_7_days"]:
         return Refusal("attempt_cap", f"{caps['attempts_per_7_days']} call attempts in the last 7 days")
     quiet_since = now - timedelta(days=caps["quiet_days_after_conversation"])
     talked = session.scalar(
         select(Conversation.id).where(
-            Conversation.account_id == account.id, Conversation.verified.is_(True), Conversation.started_at >= quiet_since
-        )
+            Conversation.account_id == account.id, Conversation.verified.is_(True), Conversation.started_at >= quiet_since,
+        ).limit(1)
     )
     if talked:
         return Refusal("recent_conversation", f"we spoke with the customer in the last {caps['quiet_days_after_conversation']} days")
     return None
+
+
+def _call_attempts(session: Session, account: Account, since: datetime, *conditions) -> int:
+    refused_by_twilio = and_(ContactAttempt.outcome == "failed", ContactAttempt.external_ref.is_(None))
+    return session.scalar(
+        select(func.count(ContactAttempt.id)).where(
+            ContactAttempt.account_id == account.id, ContactAttempt.channel == "voice", ContactAttempt.direction == "outbound",
+            ContactAttempt.at >= since, not_(refused_by_twilio), *conditions,
+        )
+    ) or 0
