@@ -1,26 +1,55 @@
-"""Dates of birth, card numbers and ID numbers never reach a transcript unmasked."""
+"""Dates of birth, card numbers, security codes and ID numbers never reach a transcript unmasked."""
+import hashlib
+import hmac
+import re
 from datetime import date
+from pathlib import Path
 
-from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text
+import pytest
+import yaml
+
+from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text, seal_legacy_dob_hmac
+from kindly.settings import settings
 
 TODAY = date(2026, 11, 29)
+CORPUS = yaml.safe_load((Path(__file__).parent / "privacy_corpus.yml").read_text(encoding="utf-8"))
 
 
-def test_dob_is_checked_against_a_keyed_hash():
-    stored = dob_hmac(date(1985, 3, 5))
-    assert "1985" not in stored and len(stored) == 64
-    assert dob_matches(date(1985, 3, 5), stored)
-    assert not dob_matches(date(1985, 5, 3), stored)
+def squash(text: str) -> str:
+    return re.sub(r"[\s.\-]", "", text)
+
+
+def test_the_corpus_covers_fifty_formats_in_both_languages():
+    masked, kept = CORPUS["masked"], CORPUS["kept"]
+    assert len(masked) >= 50 and len(kept) >= 10
+    assert {case["lang"] for case in masked} == {case["lang"] for case in kept} == {"en", "zh"}
+    assert {case["kind"] for case in masked} == {"card", "cvv", "pin", "ssn", "passport", "cn_id", "dob"}
+
+
+@pytest.mark.parametrize("case", CORPUS["masked"], ids=lambda case: f"{case['kind']}-{case['text']}")
+def test_secrets_are_masked(case):
+    masked = mask_text(case["text"], TODAY)
+    secrets = case["secret"] if isinstance(case["secret"], list) else [case["secret"]]
+    for secret in secrets:
+        assert secret not in masked and squash(secret) not in squash(masked), masked
+    if "last4" in case:
+        assert f"[card ending {case['last4']}]" in masked, masked
+    assert mask_text(masked, TODAY) == masked, "masking twice changes nothing"
+
+
+@pytest.mark.parametrize("case", CORPUS["kept"], ids=lambda case: case["text"])
+def test_near_misses_are_kept(case):
+    assert mask_text(case["text"], TODAY) == case["text"]
 
 
 def test_card_numbers_keep_only_the_last_four():
-    assert mask_text("my card is 4111 1111 1111 1234", TODAY) == "my card is [card ending 1234]"
-    assert "4111" not in mask_text("4111-1111-1111-1234", TODAY)
+    assert mask_text("my card is 4111 1111 1111 1111", TODAY) == "my card is [card ending 1111]"
+    assert mask_text("4012-8888-8888-1881 and cvv 737", TODAY) == "[card ending 1881] and cvv [code withheld]"
 
 
 def test_national_ids_are_masked():
-    assert "110101" not in mask_text("身份证号11010119850305123X", TODAY)
-    assert "[ID withheld]" in mask_text("ssn 123-45-6789", TODAY)
+    assert mask_text("身份证号11010519491231002X", TODAY) == "身份证号[ID withheld]"
+    assert mask_text("ssn 123-45-6789", TODAY) == "ssn [ID withheld]"
 
 
 def test_old_dates_read_as_birth_dates_are_masked_in_both_languages():
@@ -31,3 +60,25 @@ def test_old_dates_read_as_birth_dates_are_masked_in_both_languages():
 
 def test_promise_dates_are_kept():
     assert mask_text("I can pay on December 10", TODAY) == "I can pay on December 10"
+
+
+def legacy_hmac(dob: date) -> str:
+    """The stored value before scrypt: a plain HMAC-SHA256 of the ISO date."""
+    return hmac.new(settings.secret_key.encode(), dob.isoformat().encode(), hashlib.sha256).hexdigest()
+
+
+def test_dob_is_stored_as_a_salted_scrypt_of_a_keyed_hash():
+    stored = dob_hmac(date(1985, 3, 5))
+    assert stored.startswith("scrypt$14$") and len(stored) <= 64  # accounts.dob_hmac is String(64)
+    assert "1985" not in stored and legacy_hmac(date(1985, 3, 5)) not in stored
+    assert dob_hmac(date(1985, 3, 5)) != stored, "each account gets its own salt"
+    assert dob_matches(date(1985, 3, 5), stored)
+    assert not dob_matches(date(1985, 5, 3), stored)
+
+
+def test_rows_from_before_scrypt_still_verify_and_can_be_sealed_without_the_date():
+    old = legacy_hmac(date(1988, 2, 3))
+    assert dob_matches(date(1988, 2, 3), old) and not dob_matches(date(1988, 3, 2), old)
+    sealed = seal_legacy_dob_hmac(old)
+    assert sealed.startswith("scrypt$") and old not in sealed
+    assert dob_matches(date(1988, 2, 3), sealed) and not dob_matches(date(1988, 3, 2), sealed)
