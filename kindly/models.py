@@ -142,7 +142,8 @@ class Promise(Base):
     plan_type: Mapped[str] = mapped_column(String(16))
     installments: Mapped[int] = mapped_column(Integer, default=1)
     total: Mapped[Decimal] = mapped_column(Money)
-    status: Mapped[str] = mapped_column(String(12), default="open")
+    # open | kept | partially_kept | broken | cancelled (kindly/follow_through.py decides from the payments)
+    status: Mapped[str] = mapped_column(String(16), default="open")
     # A changed plan cancels the old promise and points it at the new one, so promises never stack.
     superseded_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("promises.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -158,6 +159,9 @@ class PromiseInstallment(Base):
     seq: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Money)
+    # open | kept | partially_kept | broken, and what the payments feed has put towards it.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
 
 
 class Handoff(Base):
@@ -184,10 +188,39 @@ class FollowUp(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     conversation_id: Mapped[Optional[str]] = mapped_column(ForeignKey("conversations.id"))
-    kind: Mapped[str] = mapped_column(String(24))  # verify_payment | callback
+    kind: Mapped[str] = mapped_column(String(24))  # verify_payment | callback | reminder | recontact
     due_on: Mapped[date] = mapped_column(Date)
+    # The moment it is due; without one, the start of due_on in the account's time zone (kindly/follow_through.py).
+    due_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(12), default="open")
+    # open | running | done | failed | cancelled (kindly/tasks.py)
+    status: Mapped[str] = mapped_column(String(12), default="open", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    # Unique, so the sweep creates each reminder and re-contact once however often it runs ("reminder:12:before").
+    key: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    handoff_id: Mapped[Optional[int]] = mapped_column(ForeignKey("handoffs.id"))  # a colleague's callback
+    promise_id: Mapped[Optional[int]] = mapped_column(ForeignKey("promises.id"))
+    installment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("promise_installments.id"))
+    # When the sweep last put it on the queue: it is not queued again while this is recent.
+    enqueued_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Payment(Base):
+    """A payment from the bank's feed (POST /api/payments, `kindly import --payments`). The reference is the
+    bank's, so the same payment sent twice is recorded once."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(8))  # api | file
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
