@@ -1,8 +1,10 @@
 """Custom actions. Rasa's rules pick the action from the stage and the intent; each action does one step of
 PRODUCT.md section 2 and writes its outcome to the database through kindly.records."""
+import asyncio
 import re
 from abc import ABC, abstractmethod
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Callable, Optional
 
 from rasa_sdk import Action, Tracker
@@ -13,8 +15,10 @@ from actions.turn import Turn
 from kindly import records
 from kindly.db import session_scope
 from kindly.models import Account, Conversation
-from kindly.plans import Decision, Proposal, evaluate, installment_total, split_evenly
+from kindly.plans import Decision, Proposal, default_due_date, evaluate, installment_total, split_evenly
 from kindly.privacy import dob_matches
+from kindly.timeline import verification_locked
+from kindly.understanding import is_nonsense, names_account_holder, needs_confirmation, opt_out_reach
 
 HANDOFF_REASONS = {
     "request_human": "requested_human",
@@ -26,6 +30,7 @@ HANDOFF_REASONS = {
     "vulnerable": "vulnerable",
     "self_harm": "vulnerable",
     "refuse_to_pay": "refuses_to_pay",
+    "complaint": "complaint",
 }
 # Flags follow only from what a verified customer says (an agent sets the rest through the API).
 FLAGS_BY_HANDOFF_REASON = {"dispute": "dispute", "fraud": "fraud", "legal": "legal_hold", "deceased": "deceased", "vulnerable": "vulnerable"}
@@ -73,6 +78,10 @@ def prompt_for_stage(turn: Turn) -> None:
         turn.reply(reason_prompt(turn))
     elif stage == "options":
         turn.reply("ask_option")
+    elif stage == "existing_plan":
+        turn.reply("ask_keep_plan")
+    elif stage == "hardship":
+        turn.reply("ask_hardship_person")
     elif stage == "confirm":
         decision = current_decision(turn, Proposal.from_slot(turn.slot("proposal")))
         if decision.plan:
@@ -94,6 +103,63 @@ def reason_prompt(turn: Turn) -> str:
     return "ask_reason_late" if turn.account.segment == "late" else "ask_reason"
 
 
+# ---------------------------------------------------------------- understanding before acting
+
+
+def misunderstood(turn: Turn) -> None:
+    """A turn the bot did not understand; the second in a row goes to a person."""
+    streak = int(turn.slot("fallback_streak") or 0) + 1
+    if streak >= 2:
+        hand_off(turn, "bot_failure")
+        return
+    turn.reply("not_understood")
+    prompt_for_stage(turn)
+    turn.set_slot("fallback_streak", streak)
+
+
+def ask_to_confirm(turn: Turn) -> None:
+    """A high-stakes reading below its confidence threshold: ask, and act on the answer next turn."""
+    turn.set_slot("pending_intent", turn.intent)
+    turn.set_slot("pending_text", turn.text[:500])
+    turn.set_slot("resume_stage", turn.stage)
+    turn.reply(f"clarify_{turn.intent}")
+    turn.move_to("clarify")
+
+
+def settle_clarification(turn: Turn) -> None:
+    """The answer to ask_to_confirm: yes acts on the confirmed reading, anything else carries on where we were."""
+    pending, words = turn.slot("pending_intent"), turn.slot("pending_text")
+    resume_stage(turn)
+    if turn.intent == "affirm" and pending in CONFIRMED_STEPS:
+        turn.confirmed_intent, turn.confirmed_words = pending, words
+        CONFIRMED_STEPS[pending](turn)
+        return
+    turn.reply("clarify_declined")
+    prompt_for_stage(turn)
+
+
+def resume_stage(turn: Turn) -> None:
+    if turn.stage == "clarify":
+        turn.move_to(turn.slot("resume_stage") or "right_party")
+    for name in ("pending_intent", "pending_text", "resume_stage"):
+        turn.set_slot(name, None)
+
+
+def reroute(turn: Turn, chosen: Callable[[Turn], None]) -> Callable[[Turn], None]:
+    """What the classifier can't know: nonsense is never an answer, the holder's own name confirms the right
+    party, and a high-stakes guess is confirmed before anything is done."""
+    if turn.stage == "clarify" and chosen is not settle_clarification:
+        resume_stage(turn)  # the customer moved on instead of answering the question
+    if is_nonsense(turn.text):
+        return misunderstood
+    if turn.stage in ("opening", "right_party") and turn.intent in NAME_ANSWER_INTENTS and names_account_holder(turn.text, turn.account.name):
+        return confirm_right_party
+    unverified_payment_talk = turn.intent == "already_paid" and not turn.conversation.verified  # verify_first says nothing
+    if needs_confirmation(turn.intent, turn.confidence, turn.policy.act_above, turn.risk_phrase is not None) and not unverified_payment_talk:
+        return ask_to_confirm
+    return chosen
+
+
 # ---------------------------------------------------------------- opening, right party, verification
 
 
@@ -105,27 +171,42 @@ def open_conversation(turn: Turn) -> None:
 
 def confirm_right_party(turn: Turn) -> None:
     turn.move_to("verify")
-    if turn.entity_date():
+    if verification_locked(turn.session, turn.account.id):
+        locked_out(turn)
+    elif turn.entity_date():
         verify_identity(turn)
     else:
         ask_dob(turn)
 
 
+def locked_out(turn: Turn) -> None:
+    """Verification is locked on the account (too many failures in the window): nothing is disclosed."""
+    turn.reply("verification_locked")
+    turn.end("verification_failed")
+
+
 def verify_identity(turn: Turn) -> None:
+    if verification_locked(turn.session, turn.account.id):
+        locked_out(turn)
+        return
     dob = turn.entity_date()
     if dob and dob_matches(dob, turn.account.dob_hmac):
+        records.record_verification(turn.session, turn.account, turn.conversation, succeeded=True)
         turn.conversation.verified = True
         turn.set_slot("verified", True)
         disclose(turn)
         return
-    if not dob and not DIGITS.search(turn.text) and turn.intent not in ("inform", "nlu_fallback"):
-        # Not an attempt at a date ("yes", "hang on"): ask again without using up an attempt.
+    stalls = int(turn.slot("stalls") or 0)
+    if not dob and not DIGITS.search(turn.text) and turn.intent not in ("inform", "nlu_fallback") and stalls < 1:
+        # Not an attempt at a date ("yes", "hang on"): ask again once without using up an attempt.
+        turn.set_slot("stalls", stalls + 1)
         ask_dob(turn)
         return
-    attempts = int(turn.slot("dob_attempts") or 0) + 1
-    turn.set_slot("dob_attempts", attempts)
-    records.audit(turn.session, "bot", "verification_failed_attempt", "conversation", turn.conversation.id, attempt=attempts)
-    if attempts >= turn.policy.max_verification_attempts:
+    turn.set_slot("stalls", 0)
+    records.record_verification(turn.session, turn.account, turn.conversation, succeeded=False)
+    if verification_locked(turn.session, turn.account.id):
+        records.create_handoff(turn.session, turn.account, turn.conversation, "verification_locked", "")
+        records.audit(turn.session, "bot", "verification_locked", "account", turn.account.id, conversation=turn.conversation.id)
         turn.reply("verification_failed")
         turn.end("verification_failed")
     else:
@@ -134,19 +215,82 @@ def verify_identity(turn: Turn) -> None:
 
 def disclose(turn: Turn) -> None:
     account = turn.account
+    turn.reply(f"disclosure_{account.country}")
+    if account.segment == "flagged":
+        hand_off(turn, "flagged_account")
+        return
     turn.reply(
-        f"disclosure_{account.country}",
         "account_status",
         last4=account.card_last4,
         days=account.days_past_due,
         balance=turn.money(account.balance),
         minimum=turn.money(account.minimum_due),
     )
-    if account.segment == "flagged":
-        hand_off(turn, "refuses_to_pay")
-        return
-    turn.reply(reason_prompt(turn))
-    turn.move_to("reason")
+    after_verification(turn)
+
+
+def after_verification(turn: Turn) -> None:
+    """Pick up what the customer raised before verification, or the plan they already have, or ask why."""
+    topic = turn.slot("deferred_topic")
+    turn.set_slot("deferred_topic", None)
+    if topic == "already_paid":
+        turn.move_to("paid_details")
+        turn.reply("ask_payment_details")
+    elif topic == "ask_how_to_pay":
+        turn.reply("answer_how_to_pay")
+        continue_with_plan_or_reason(turn)
+    else:
+        continue_with_plan_or_reason(turn)
+
+
+def continue_with_plan_or_reason(turn: Turn) -> None:
+    if turn.timeline.get("open_promise"):
+        tell_existing_plan(turn)
+    else:
+        turn.reply(reason_prompt(turn))
+        turn.move_to("reason")
+
+
+def tell_existing_plan(turn: Turn) -> None:
+    promise = turn.timeline["open_promise"]
+    amount, when = turn.money(Decimal(promise["next_amount"])), turn.day(date.fromisoformat(promise["next_due_date"]))
+    key = "existing_plan_installment" if promise["plan_type"] == "installment" else "existing_plan_single"
+    turn.reply(key, "ask_keep_plan", amount=amount, date=when, count=promise["installments"])
+    turn.move_to("existing_plan")
+
+
+def verify_first(turn: Turn, topic: str) -> None:
+    """Before verification nothing about the account is said: note what the customer raised and verify first."""
+    if turn.confidence >= float(turn.policy.act_above.get(topic, 0)):
+        turn.set_slot("deferred_topic", topic)
+    turn.reply("verify_first")
+    if turn.stage == "opening":
+        turn.move_to("right_party")
+    prompt_for_stage(turn)
+
+
+# ---------------------------------------------------------------- an existing plan
+
+
+def keep_plan(turn: Turn) -> None:
+    records.audit(turn.session, "customer", "promise_reaffirmed", "promise", turn.timeline["open_promise"]["id"], conversation=turn.conversation.id)
+    turn.reply("plan_kept", "close")
+    turn.end("promise_to_pay")
+
+
+def change_plan(turn: Turn) -> None:
+    offer_options(turn, turn.conversation.reason_code or turn.timeline.get("last_reason_code"))
+
+
+def promise_reference(turn: Turn) -> None:
+    """"I already promised ...": the plan on file, read back; or, if there is none, a new one."""
+    if not turn.conversation.verified:
+        verify_first(turn, "promise_reference")
+    elif turn.timeline.get("open_promise"):
+        tell_existing_plan(turn)
+    else:
+        turn.reply("no_plan_on_file")
+        change_plan(turn)
 
 
 # ---------------------------------------------------------------- reason and options
@@ -165,7 +309,7 @@ def offer_options(turn: Turn, reason_code: Optional[str]) -> None:
     account, policy, today = turn.account, turn.policy, turn.today
     six_part = split_evenly(installment_total(account.balance, policy), 6)[0]
     options = {
-        "option_full": dict(balance=turn.money(account.balance), days=policy.full_max_days),
+        "option_full": dict(balance=turn.money(account.balance), date=turn.day(today + timedelta(days=policy.full_max_days))),
         "option_partial": dict(minimum=turn.money(account.minimum_due), date=turn.day(today + timedelta(days=policy.partial_max_days))),
         "option_installments": dict(part=turn.money(six_part)),
     }
@@ -174,9 +318,18 @@ def offer_options(turn: Turn, reason_code: Optional[str]) -> None:
     # Late accounts hear installments first (PRODUCT.md section 4).
     order = ["option_installments", "option_partial", "option_full"] if account.segment == "late" else ["option_full", "option_partial", "option_installments"]
     order += ["option_deferral"] if "option_deferral" in options else []
-    texts = [turn.text_for(key, **options[key]) for key in order]
-    turn.say(*([turn.text_for("option_intro")] + texts + [turn.text_for("ask_option")]))
+    items = [turn.text_for(key, **options[key]) for key in order]
+    turn.say(turn.text_for("option_intro"), turn.text_for("options_joined", options=join_options(turn, items)), turn.text_for("ask_option"))
     turn.move_to("options")
+
+
+def join_options(turn: Turn, items: list[str]) -> str:
+    """"a, b, or c" in English; "a；b；或者c" in Chinese."""
+    if len(items) == 1:
+        return items[0]
+    if turn.language == "zh":
+        return "；".join(items[:-1]) + "；或者" + items[-1]
+    return ", ".join(items[:-1]) + ", or " + items[-1]
 
 
 def proposal_from_message(turn: Turn) -> Proposal:
@@ -202,9 +355,31 @@ def latest_date_for(turn: Turn, plan_type: Optional[str]):
     return turn.today + timedelta(days=days)
 
 
+def with_defaults(turn: Turn, decision: Decision) -> tuple[Decision, list[str]]:
+    """No dead ends: a missing date gets the policy's default at once ("whenever", "next payday"); an amount
+    or a count asked for twice without an answer gets its default (the minimum, the middle count)."""
+    proposal, notes = decision.proposal, []
+    asked_before = turn.slot("last_ask") == decision.missing
+    if decision.missing == "date":
+        proposal.due_date = default_due_date(proposal.plan_type, turn.today, turn.account.due_date.day, turn.policy)
+        notes.append("default_date")
+    elif decision.missing == "amount" and asked_before:
+        proposal.amount = turn.account.minimum_due
+        notes.append("default_amount")
+    elif decision.missing == "count" and asked_before:
+        counts = turn.policy.installment_counts
+        proposal.count = counts[len(counts) // 2]
+        notes.append("default_count")
+    else:
+        return decision, notes
+    return current_decision(turn, proposal), notes
+
+
 def evaluate_plan(turn: Turn) -> None:
     proposal = Proposal.from_slot(turn.slot("proposal")).merged(proposal_from_message(turn))
     decision = current_decision(turn, proposal)
+    adjustments = [f"adj_{a}" if a != "deferral_not_eligible" else a for a in decision.adjustments]
+    decision, defaults = with_defaults(turn, decision)
     turn.set_slot("proposal", decision.proposal.to_slot())
     account = turn.account
     params = dict(
@@ -213,27 +388,31 @@ def evaluate_plan(turn: Turn) -> None:
         latest=turn.day(latest_date_for(turn, decision.proposal.plan_type)),
         count=decision.proposal.count,
     )
-    notes = [f"adj_{a}" if a != "deferral_not_eligible" else a for a in decision.adjustments]
     if decision.plan:
+        turn.set_slot("last_ask", None)
         turn.move_to("confirm")
+        notes = adjustments + [n for n in defaults if n != "default_date"]
         if notes:
             turn.reply(*notes, **params)
-        read_back(turn, decision)
+        read_back(turn, decision, proposed_date="default_date" in defaults)
         return
+    if decision.missing == "plan_type" and turn.slot("last_ask") == "plan_type":
+        hand_off(turn, "bot_failure")  # asked which option twice without an answer: a person takes over
+        return
+    turn.set_slot("last_ask", decision.missing)
     turn.move_to("options")
-    follow = {
-        "amount": "ask_amount",
-        "date": "ask_date_installment" if decision.proposal.plan_type == "installment" else "ask_date",
-        "count": "ask_count",
-        "plan_type": "ask_option",
-    }[decision.missing]
-    turn.reply(*notes, follow, **params)
+    follow = {"amount": "ask_amount", "count": "ask_count", "plan_type": "ask_option"}[decision.missing]
+    turn.reply(*adjustments, follow, **params)
 
 
-def read_back(turn: Turn, decision: Decision) -> None:
+def read_back(turn: Turn, decision: Decision, proposed_date: bool = False) -> None:
     plan = decision.plan
+    key = f"readback_{plan.plan_type}"
+    if plan.plan_type == "installment" and plan.schedule[-1][1] != plan.amount:
+        key = "readback_installment_uneven"
     turn.reply(
-        f"readback_{plan.plan_type}",
+        key,
+        *(["other_date_welcome"] if proposed_date else []),
         amount=turn.money(plan.amount),
         date=turn.day(plan.due_date),
         count=plan.installments,
@@ -253,6 +432,9 @@ def confirm_plan(turn: Turn) -> None:
 
 
 def decline(turn: Turn) -> None:
+    if turn.intent == "cannot_pay":
+        hardship(turn)
+        return
     if turn.stage == "confirm":
         turn.set_slot("proposal", None)
         turn.move_to("options")
@@ -268,32 +450,65 @@ def decline(turn: Turn) -> None:
         turn.move_to("options")
 
 
+def hardship(turn: Turn) -> None:
+    """"I can't pay anything": a deferral where the reason allows it, otherwise the offer of a person."""
+    if not turn.conversation.reason_code:
+        turn.conversation.reason_code = "other"
+        turn.conversation.reason_text = turn.masked_text
+    if turn.conversation.reason_code in turn.policy.deferral_reasons:
+        latest = turn.today + timedelta(days=turn.policy.deferral_max_days)
+        turn.reply("hardship_deferral", "ask_option", date=turn.day(latest), minimum=turn.money(turn.account.minimum_due))
+        turn.move_to("options")
+    else:
+        turn.reply("hardship_person_offer", "ask_hardship_person")
+        turn.move_to("hardship")
+
+
+def answer_hardship_offer(turn: Turn) -> None:
+    if turn.intent in ("affirm", "cannot_pay", "request_human"):
+        hand_off(turn, "requested_human")
+    else:
+        turn.reply("no_commitment_close")
+        turn.end("no_commitment")
+
+
 # ---------------------------------------------------------------- at any point
 
 
 def hand_off(turn: Turn, reason: str) -> None:
     if turn.intent == "self_harm":
-        crisis_line = turn.policy.crisis_lines.get(turn.account.country, turn.policy.crisis_lines["US"])
-        turn.reply("crisis_line", crisis_line=crisis_line)
+        country = turn.account.country if turn.account.country in turn.policy.crisis_lines else "US"
+        turn.reply(f"crisis_line_{country}", crisis_line=turn.policy.crisis_lines[country])
     code = REASON_CODES_BY_INTENT.get(turn.intent)
-    if code and not turn.conversation.reason_code:
+    if code and not turn.conversation.reason_code and turn.conversation.verified:
         turn.conversation.reason_code = code
         turn.conversation.reason_text = turn.masked_text
     flag = FLAGS_BY_HANDOFF_REASON.get(reason)
     if flag and turn.conversation.verified:
         records.set_flag(turn.session, turn.account, flag, "bot", f"verified customer said: {turn.masked_text}")
-    records.create_handoff(turn.session, turn.account, turn.conversation, reason, turn.masked_text)
+    matched = turn.risk_phrase
+    phrase = f"{matched.get('value')} ({matched.get('role')})" if matched and not turn.confirmed_intent else ""
+    records.create_handoff(turn.session, turn.account, turn.conversation, reason, turn.masked_text, phrase)
     turn.set_slot("stage", "handoff")
     turn.reply("handoff_voice" if turn.channel == "voice" else "handoff_sms")
 
 
 def opt_out(turn: Turn) -> None:
-    records.record_opt_out(turn.session, turn.account, turn.channel, turn.conversation.id)
-    turn.reply("opt_out_confirmed", channel_name=turn.text_for(f"channel_{turn.channel}"))
+    """Honoured from whoever answers, verified or not: it only restricts what we do."""
+    role = (turn.risk_phrase or {}).get("role")
+    reach = opt_out_reach(turn.text, role, turn.channel)
+    for channel in reach:
+        records.record_opt_out(turn.session, turn.account, channel, turn.conversation.id)
+    if len(reach) > 1:
+        records.set_flag(turn.session, turn.account, "cease", "customer", f"asked to stop all contact: {turn.masked_text}")
+    turn.reply("opt_out_confirmed_" + ("all" if len(reach) > 1 else reach[0]))
     turn.end("opted_out")
 
 
 def already_paid(turn: Turn) -> None:
+    if not turn.conversation.verified:
+        verify_first(turn, "already_paid")
+        return
     paid_on = turn.entity_date()
     lowered = turn.text.lower()
     method = next((m for word, m in PAYMENT_METHODS.items() if word in lowered), None)
@@ -336,6 +551,9 @@ def third_party(turn: Turn) -> None:
 
 def answer_question(turn: Turn) -> None:
     account = turn.account
+    if turn.intent == "ask_how_to_pay" and not turn.conversation.verified:
+        verify_first(turn, "ask_how_to_pay")
+        return
     if turn.intent == "ask_who":
         turn.reply("answer_who")
     elif turn.intent == "ask_how_to_pay":
@@ -392,13 +610,22 @@ def not_understood(turn: Turn) -> None:
     if turn.stage in free_text_steps and (turn.stage == "opening" or not off_topic):
         free_text_steps[turn.stage](turn)
         return
-    streak = int(turn.slot("fallback_streak") or 0) + 1
-    if streak >= 2:
-        hand_off(turn, "bot_failure")
-        return
-    turn.reply("not_understood")
-    prompt_for_stage(turn)
-    turn.set_slot("fallback_streak", streak)
+    misunderstood(turn)
+
+
+# What a high-stakes reading does once the customer confirms it (see ask_to_confirm).
+CONFIRMED_STEPS: dict[str, Callable[[Turn], None]] = {
+    "legal": lambda turn: hand_off(turn, "legal"),
+    "fraud": lambda turn: hand_off(turn, "fraud"),
+    "dispute": lambda turn: hand_off(turn, "dispute"),
+    "deceased": lambda turn: hand_off(turn, "deceased"),
+    "refuse_to_pay": lambda turn: hand_off(turn, "refuses_to_pay"),
+    "already_paid": already_paid,
+    "wrong_number": wrong_number,
+    "third_party": third_party,
+}
+# Intents a customer's answer to "May I speak with <name>?" may carry when they answer with their name.
+NAME_ANSWER_INTENTS = {"affirm", "greet", "inform", "ask_who", "ask_purpose", "repeat", "out_of_scope", "nlu_fallback", "thank"}
 
 
 # ---------------------------------------------------------------- Rasa actions
@@ -416,7 +643,11 @@ class KindlyAction(Action, ABC):
     def step(self, turn: Turn) -> None:
         ...
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        # The database work blocks: it runs off the action server's event loop.
+        return await asyncio.to_thread(self.run_step, dispatcher, tracker)
+
+    def run_step(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
         with session_scope() as session:
             conversation = session.get(Conversation, tracker.get_slot("conversation_id") or "")
             if conversation is None:
@@ -427,7 +658,7 @@ class KindlyAction(Action, ABC):
                 turn.reply("conversation_closed")
                 return []
             turn.set_slot("fallback_streak", 0)
-            self.step(turn)
+            reroute(turn, self.step)(turn)
             conversation.last_activity_at = records.utcnow()
             # Every step ends the bot's turn (the "listen after" rules say the same); naming it here spares
             # the engine a policy prediction per turn.
@@ -456,6 +687,12 @@ ActionRepeat = kindly_action("action_repeat", repeat_last)
 ActionAcknowledge = kindly_action("action_acknowledge", acknowledge)
 ActionGoodbye = kindly_action("action_goodbye", goodbye)
 ActionNotUnderstood = kindly_action("action_not_understood", not_understood)
+ActionSettleClarification = kindly_action("action_settle_clarification", settle_clarification)
+ActionPromiseReference = kindly_action("action_promise_reference", promise_reference)
+ActionKeepPlan = kindly_action("action_keep_plan", keep_plan)
+ActionChangePlan = kindly_action("action_change_plan", change_plan)
+ActionHardship = kindly_action("action_hardship", hardship)
+ActionAnswerHardshipOffer = kindly_action("action_answer_hardship_offer", answer_hardship_offer)
 
 
 class ActionSessionStart(Action):
@@ -464,7 +701,10 @@ class ActionSessionStart(Action):
     def name(self) -> str:
         return "action_session_start"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        return await asyncio.to_thread(self.start, tracker)
+
+    def start(self, tracker: Tracker) -> list:
         metadata = tracker.get_slot("session_started_metadata") or {}
         events: list = [SessionStarted()]
         conversation_id = metadata.get("conversation_id")
@@ -476,5 +716,6 @@ class ActionSessionStart(Action):
                     SlotSet("language", conversation.language),
                     SlotSet("channel", conversation.channel),
                     SlotSet("stage", conversation.stage),
+                    SlotSet("verified", conversation.verified),
                 ]
         return events + [ActionExecuted("action_listen")]

@@ -15,8 +15,8 @@ from kindly import formatting, records
 from kindly.models import Account, Conversation
 from kindly.policy import Policy, load_policy
 from kindly.privacy import mask_text
-from kindly.settings import settings
 from kindly.texts import say
+from kindly.timeline import account_timeline
 
 MINIMUM_WORDS = re.compile(r"\bmin(imum)?\b|最低|最少", re.IGNORECASE)
 
@@ -30,6 +30,10 @@ class Turn:
     conversation: Conversation
     policy: Policy = field(default_factory=load_policy)
     events: list = field(default_factory=list)
+    # Set when the bot acts on a reading the customer confirmed in the previous turn: the confirmed intent
+    # and the words that raised it, instead of the "yes" that confirmed it.
+    confirmed_intent: Optional[str] = None
+    confirmed_words: Optional[str] = None
 
     @property
     def language(self) -> str:
@@ -41,8 +45,29 @@ class Turn:
         return self.conversation.channel
 
     @property
+    def direction(self) -> str:
+        return self.conversation.direction
+
+    @property
     def stage(self) -> str:
         return self.conversation.stage
+
+    @property
+    def timeline(self) -> dict:
+        """The account's timeline as the gateway sent it with this message (kindly.timeline)."""
+        timeline = (self.tracker.latest_message.get("metadata") or {}).get("timeline")
+        if timeline is None:
+            timeline = account_timeline(self.session, self.account, self.today, self.conversation.id)
+        return timeline
+
+    @property
+    def confidence(self) -> float:
+        return float((self.tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+
+    @property
+    def risk_phrase(self) -> Optional[dict]:
+        """The reviewed safety phrase bot.risk_matcher matched in this message, if any: {value, role}."""
+        return next((e for e in self.tracker.latest_message.get("entities") or [] if e.get("entity") == "risk_phrase"), None)
 
     @property
     def today(self) -> date:
@@ -50,11 +75,11 @@ class Turn:
 
     @property
     def intent(self) -> str:
-        return (self.tracker.latest_message.get("intent") or {}).get("name") or ""
+        return self.confirmed_intent or (self.tracker.latest_message.get("intent") or {}).get("name") or ""
 
     @property
     def text(self) -> str:
-        return self.tracker.latest_message.get("text") or ""
+        return self.confirmed_words or self.tracker.latest_message.get("text") or ""
 
     @property
     def masked_text(self) -> str:
@@ -97,8 +122,7 @@ class Turn:
         return formatting.day(value, self.language)
 
     def text_for(self, key: str, **params) -> str:
-        common = {"bank": settings.bank_name, "callback": settings.callback_number, "name": self.account.name}
-        return say(key, self.language, **{**common, **params})
+        return say(key, self.language, self.channel, self.direction, **{"name": self.account.name, **params})
 
     def say(self, *texts: str) -> None:
         """Send the texts as one message."""

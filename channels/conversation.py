@@ -1,7 +1,7 @@
 """Runs conversations for every channel: opens them, passes each customer message to the Rasa engine with the
 conversation's metadata, and keeps the masked transcript."""
+import itertools
 import socket
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
@@ -15,10 +15,19 @@ from kindly.db import session_scope
 from kindly.models import Account, Conversation, Handoff, TranscriptTurn
 from kindly.privacy import DOB_WITHHELD, mask_text
 from kindly.settings import settings
+from kindly.timeline import account_timeline
 
 # Longer messages are cut before NLU; nobody answers a collections call with an essay.
 MAX_MESSAGE_CHARS = 500
-START_TEXT = "/greet"
+# Twilio waits 15 s for a webhook's answer, and the customer hears an apology within 10 s if the engine is stuck.
+ENGINE_TIMEOUT_SECONDS = 8
+
+
+class _Opening(str):
+    """The gateway's own command that opens a conversation. Customer text is never one, even "/greet"."""
+
+
+START_TEXT = _Opening("/greet")
 
 
 @dataclass
@@ -35,10 +44,22 @@ class EngineUnavailable(RuntimeError):
     pass
 
 
+class NoReply(EngineUnavailable):
+    """The engine answered a turn with no message at all: one of its actions failed (the action server is down
+    or erred), and Rasa logs that and answers with nothing."""
+
+
 def clean_text(text: str) -> str:
     """Drop control characters and binary noise, collapse whitespace, and cap the length."""
     printable = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(printable.split())[:MAX_MESSAGE_CHARS]
+
+
+def not_a_command(text: str) -> str:
+    """Rasa takes a message that starts with "/" (after stripping whitespace) as an intent given directly:
+    /restart, /session_start, /greet{...}. The customer's text loses its leading slashes, so it is only ever
+    text for the NLU."""
+    return text.lstrip("/ ")
 
 
 def start_conversation(account_id: int, channel: str, direction: str, external_ref: Optional[str] = None) -> str:
@@ -58,17 +79,19 @@ def start_conversation(account_id: int, channel: str, direction: str, external_r
 
 def _begin_turn(conversation_id: str, said: Optional[str]) -> dict:
     """In one transaction: write down the customer's words (masked), and gather what the engine needs with
-    them: whose conversation it is, and the account's language, time zone and country, by which the
-    extractor resolves "next Friday" and reads 5/3/1985."""
+    them: whose conversation it is, the account's language, time zone and country, by which the extractor
+    resolves "next Friday" and reads 5/3/1985, and the account's timeline (kindly.timeline)."""
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         account = session.get(Account, conversation.account_id)
         if said is not None:
             masked = _masked_user_turn(said, account.timezone, conversation.stage)
             session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=masked))
+        today = datetime.now(ZoneInfo(account.timezone)).date()
         return {
             "conversation_id": conversation.id, "account_id": account.id, "channel": conversation.channel,
-            "language": conversation.language, "timezone": account.timezone, "country": account.country,
+            "direction": conversation.direction, "language": conversation.language, "timezone": account.timezone,
+            "country": account.country, "timeline": account_timeline(session, account, today, conversation.id),
         }
 
 
@@ -89,22 +112,35 @@ def record_turn(conversation_id: str, role: str, text: str) -> None:
         session.add(TranscriptTurn(conversation_id=conversation_id, role=role, text=text))
 
 
-def engine_for(conversation_id: str) -> str:
+_rotation = itertools.count()
+
+
+def _post_to_an_engine(client: httpx.Client, path: str, **request) -> httpx.Response:
+    """Posts to the next engine in rotation. The tracker store is shared and locked, so any engine serves any
+    conversation; one that refuses the connection (down, or starting again) never saw the request, and the
+    next one gets it instead."""
     urls = settings.rasa_urls
-    return urls[zlib.crc32(conversation_id.encode()) % len(urls)]
+    start = next(_rotation)
+    *others, last = (urls[(start + i) % len(urls)] for i in range(len(urls)))
+    for url in others:
+        try:
+            return client.post(url + path, **request)
+        except httpx.ConnectError:
+            continue
+    return client.post(last + path, **request)
 
 
 def _ask_engine(client: httpx.Client, conversation_id: str, text: str, metadata: dict) -> list[str]:
     try:
-        response = client.post(
-            f"{engine_for(conversation_id)}/webhooks/kindly/webhook",
+        response = _post_to_an_engine(
+            client, "/webhooks/kindly/webhook",
             json={"sender": conversation_id, "message": text, "metadata": metadata},
-            timeout=30,
+            timeout=ENGINE_TIMEOUT_SECONDS,
         )
         response.raise_for_status()
-    except httpx.HTTPError as error:
-        raise EngineUnavailable(str(error)) from error
-    return [m["text"] for m in response.json() if m.get("text")]
+        return [m["text"] for m in response.json() if m.get("text")]
+    except (httpx.HTTPError, ValueError) as error:
+        raise EngineUnavailable(str(error) or type(error).__name__) from error
 
 
 # TCP_NODELAY: httpx writes a POST's headers and body separately, and with Nagle's algorithm the body then
@@ -113,11 +149,14 @@ _client = httpx.Client(transport=httpx.HTTPTransport(socket_options=[(socket.IPP
 
 
 def send_message(conversation_id: str, text: str) -> BotReply:
-    """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to."""
-    if text != START_TEXT:
-        text = clean_text(text)
-    metadata = _begin_turn(conversation_id, None if text == START_TEXT else text)
-    messages = _ask_engine(_client, conversation_id, text or "...", metadata)
+    """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to.
+    NoReply when the bot has nothing to say: a failure, never a silent answer."""
+    said = None if isinstance(text, _Opening) else clean_text(text)
+    metadata = _begin_turn(conversation_id, said)
+    message = START_TEXT if said is None else (not_a_command(said) or "...")
+    messages = _ask_engine(_client, conversation_id, message, metadata)
+    if not messages:
+        raise NoReply(f"the engine said nothing in conversation {conversation_id}")
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         for message in messages:

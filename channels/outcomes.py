@@ -17,7 +17,7 @@ def promise_summary(promise: Promise, language: str) -> str:
         plan = say("plan_installment", language, count=promise.installments, amount=money(promise.amount), date=day, total=money(promise.total))
     else:
         plan = say("plan_single", language, amount=money(promise.amount), date=day)
-    return say("promise_summary_sms", language, bank=settings.bank_name, plan=plan, reference=promise.id, callback=settings.callback_number)
+    return say("promise_summary_sms", language, "sms", plan=plan, reference=promise.id)
 
 
 def promise_confirmation(conversation_id: str) -> str | None:

@@ -4,17 +4,18 @@ paused and the customer's messages go to the handoff."""
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import select
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels import failures
 from channels.conversation import clean_text, send_message, start_conversation
 from channels.outcomes import notify_agent_of_handoff, promise_confirmation
 from channels.twilio_edge import signed_form
-from channels.twilio_receipts import answer_once
+from channels.twilio_receipts import answer_once, twiml
 from kindly import records
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, HandoffMessage, OptOut, TranscriptTurn
+from kindly.models import Account, Conversation, Handoff, OptOut
 from kindly.privacy import mask_text
 from kindly.settings import settings
 from kindly.texts import say
@@ -22,7 +23,7 @@ from kindly.texts import say
 router = APIRouter(prefix="/twilio")
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退订"}
-START_WORDS = {"START", "UNSTOP", "YES"}
+START_WORDS = {"START", "UNSTOP", "YES", "订阅"}
 HELP_WORDS = {"HELP", "INFO", "帮助"}
 
 
@@ -35,7 +36,14 @@ def messages(*texts: str) -> str:
 
 @router.post("/sms")
 def sms_received(form: dict = Depends(signed_form)):
-    return answer_once(f"sms:{form.get('MessageSid', '')}", lambda: _handle(form))
+    message_sid = form.get("MessageSid")
+    try:
+        return answer_once(f"sms:{message_sid}" if message_sid else None, lambda: _handle(form))
+    except Exception as error:
+        if form.get("Body", "").strip().upper() in STOP_WORDS:
+            # An opt-out is never lost: an error status makes Twilio send it again until it is written down.
+            raise HTTPException(status_code=503, detail="the opt-out could not be recorded yet, retry") from error
+        return twiml(failures.sms_answer(form, error))
 
 
 def _handle(form: dict) -> str:
@@ -43,21 +51,24 @@ def _handle(form: dict) -> str:
     with session_scope() as session:
         account = session.scalar(select(Account).where(Account.phone == form.get("From", "")).order_by(Account.id))
         if account is None:
-            common = {"bank": settings.bank_name, "callback": settings.callback_number}
-            return messages(" / ".join(say("unknown_caller", lang, **common) for lang in ("en", "zh")))
+            return messages(" / ".join(say("unknown_caller", lang, "sms") for lang in ("en", "zh")))
         keyword_answer = _answer_keyword(session, account, body.strip().upper())
         if keyword_answer is not None:
             return keyword_answer
-        if _opted_out(session, account):
-            return messages()
-        handoff = _handoff_in_progress(session, account)
+        # One thread per customer: while a person holds it, on any channel, the text goes to them.
+        handoff, reopened = records.handoff_holding(session, account)
+        if handoff is None and _opted_out(session, account):
+            handoff, reopened = _handoff_after_opt_out(session, account), True
         if handoff is not None:
-            text = mask_text(clean_text(body), datetime.now(timezone.utc).date())
-            session.add(HandoffMessage(handoff_id=handoff.id, role="user", text=text))
-            session.add(TranscriptTurn(conversation_id=handoff.conversation_id, role="user", text=text))
-            return messages()
-        conversation = _open_conversation(session, account)
-        account_id, conversation_id = account.id, conversation.id if conversation else None
+            records.add_customer_message(session, handoff, mask_text(clean_text(body), datetime.now(timezone.utc).date()), "sms")
+            handoff_id = handoff.id
+        else:
+            conversation = _open_conversation(session, account)
+            handoff_id, account_id, conversation_id = None, account.id, conversation.id if conversation else None
+    if handoff_id is not None:
+        if reopened:
+            notify_agent_of_handoff(handoff_id, form.get("To"))
+        return messages()
     if conversation_id is None:
         conversation_id = start_conversation(account_id, "sms", "inbound", external_ref=form.get("MessageSid"))
     reply = send_message(conversation_id, body)
@@ -70,13 +81,20 @@ def _handle(form: dict) -> str:
     return messages("\n".join(texts)) if texts else messages()
 
 
+def _handoff_after_opt_out(session, account: Account) -> Handoff:
+    """No automated answer after an opt-out, but what the customer writes still reaches a person."""
+    conversation = Conversation(account_id=account.id, channel="sms", direction="inbound", language=account.language)
+    session.add(conversation)
+    session.flush()
+    return records.create_handoff(session, account, conversation, "requested_human", "wrote after opting out of SMS")
+
+
 def _opted_out(session, account: Account) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")) is not None
 
 
 def _answer_keyword(session, account: Account, keyword: str) -> Optional[str]:
     """STOP, START and HELP are answered before the bot sees the text; None for any other message."""
-    common = {"bank": settings.bank_name, "callback": settings.callback_number}
     opted_out = _opted_out(session, account)
     if keyword in STOP_WORDS:
         conversation = _open_conversation(session, account)
@@ -84,25 +102,13 @@ def _answer_keyword(session, account: Account, keyword: str) -> Optional[str]:
         if conversation:
             records.end_conversation(session, conversation, "opted_out")
         # One confirmation only: a second STOP gets no answer.
-        return messages() if opted_out else messages(say("sms_opted_out", account.language, **common))
+        return messages() if opted_out else messages(say("sms_opted_out", account.language, "sms"))
     if keyword in START_WORDS and opted_out:
         records.remove_opt_out(session, account, "sms")
-        return messages(say("sms_opted_in", account.language, **common))
+        return messages(say("sms_opted_in", account.language, "sms"))
     if keyword in HELP_WORDS:
-        return messages(say("sms_help", account.language, **common))
+        return messages(say("sms_help", account.language, "sms"))
     return None
-
-
-def _handoff_in_progress(session, account: Account) -> Optional[Handoff]:
-    """An SMS handoff a person still holds, or a closed one whose agent kept the bot out."""
-    handoff = session.scalar(
-        select(Handoff).where(Handoff.account_id == account.id, Handoff.channel == "sms").order_by(Handoff.id.desc())
-    )
-    if handoff is None or (handoff.status == "resolved" and handoff.resume_bot):
-        return None
-    if handoff.status == "resolved":
-        handoff.status = "waiting"
-    return handoff
 
 
 def _open_conversation(session, account: Account) -> Optional[Conversation]:

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
+from channels import failures
 from channels.conversation import START_TEXT, BotReply, record_turn, send_message, start_conversation
 from channels.outcomes import text_promise_confirmation
 from channels.twilio_edge import SAY_LANGUAGES, SPEECH_LANGUAGES, our_number, signed_form, voice_for
 from channels.twilio_receipts import answer_once, twiml
+from gateway.api import RowId
 from kindly import records
 from kindly.db import session_scope
 from kindly.models import Account, ContactAttempt, Conversation, Handoff, PhoneNumber, TranscriptTurn
@@ -38,7 +40,7 @@ def _url(path: str, **params) -> str:
 
 
 def _common(account: Account) -> dict:
-    return {"bank": settings.bank_name, "callback": settings.callback_number, "name": account.name}
+    return {"name": account.name}
 
 
 def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead: tuple[str, ...] = (), silences: int = 0) -> str:
@@ -94,9 +96,12 @@ def _find_account(session, account_id: Optional[int], phone: str) -> Optional[Ac
 
 
 @router.post("/voice")
-def call_answered(form: dict = Depends(signed_form), account_id: Optional[int] = Query(None)):
-    call_sid = form.get("CallSid", "")
-    return answer_once(f"voice:{call_sid}:answer", lambda: _answer_call(form, account_id))
+def call_answered(form: dict = Depends(signed_form), account_id: Optional[RowId] = None):
+    call_sid = form.get("CallSid")
+    try:
+        return answer_once(f"voice:{call_sid}:answer" if call_sid else None, lambda: _answer_call(form, account_id))
+    except Exception as error:
+        return twiml(failures.voice_answer(form, error, account_id))
 
 
 def _answer_call(form: dict, account_id: Optional[int]) -> str:
@@ -106,10 +111,17 @@ def _answer_call(form: dict, account_id: Optional[int]) -> str:
         account = _find_account(session, account_id, customer)
         number = our_number(session, ours)
         if account is None:
-            text = " ".join(say("unknown_caller", lang, bank=settings.bank_name, callback=settings.callback_number) for lang in ("en", "zh"))
+            text = " ".join(say("unknown_caller", lang, "voice") for lang in ("en", "zh"))
             return _hang_up_with([text], "en", number)
-        account_id, language, common = account.id, account.language, _common(account)
+        account_id, language = account.id, account.language
         machine = form.get("AnsweredBy") in ANSWERING_MACHINE
+        handoff, _ = records.handoff_holding(session, account) if inbound else (None, False)
+        if handoff is not None:
+            # One thread per customer: a person holds it, so the caller goes straight to them.
+            records.add_customer_message(session, handoff, "(called in)", "voice")
+            text = say("handoff_voice", language)
+            reply = BotReply(handoff.conversation_id, messages=[text], stage="handoff", handoff_id=handoff.id)
+            return render(reply, language, number, turn=1)
         # Only our outbound calls are contact attempts (reserved by the contact policy, found by CallSid); an
         # inbound call is the customer's and is never one.
         attempt = None if inbound else session.scalar(select(ContactAttempt).where(ContactAttempt.external_ref == form.get("CallSid")))
@@ -120,8 +132,8 @@ def _answer_call(form: dict, account_id: Optional[int]) -> str:
         with session_scope() as session:
             session.get(ContactAttempt, attempt.id).conversation_id = conversation_id
     if machine:
-        # A limited-content message: who we are and how to call back, never a word about a debt.
-        text = say("voicemail", language, **common)
+        # A limited-content message (12 CFR 1006.2(j)): who we are and how to call back, never a word about a debt.
+        text = say("voicemail", language, contact_person=settings.contact_person_in(language))
         record_turn(conversation_id, "bot", text)
         with session_scope() as session:
             records.end_conversation(session, session.get(Conversation, conversation_id), "voicemail")
@@ -136,8 +148,12 @@ def caller_answered(
     turn: int = Query(..., ge=0, le=10_000),
     silences: int = Query(0, ge=0, le=MAX_SILENCES),
 ):
-    key = f"voice:{form.get('CallSid', '')}:{conversation}:{turn}:{silences}"
-    return answer_once(key, lambda: _take_turn(form, conversation, turn, silences))
+    call_sid = form.get("CallSid")
+    key = f"voice:{call_sid}:{conversation}:{turn}:{silences}" if call_sid else None
+    try:
+        return answer_once(key, lambda: _take_turn(form, conversation, turn, silences))
+    except Exception as error:
+        return twiml(failures.voice_answer(form, error))
 
 
 def _take_turn(form: dict, conversation_id: str, turn: int, silences: int) -> str:
@@ -177,7 +193,7 @@ def _last_bot_turns(session, conversation_id: str) -> list[str]:
 
 
 @router.post("/voice/whisper")
-def whisper(form: dict = Depends(signed_form), handoff: int = Query(...)):
+def whisper(handoff: RowId, form: dict = Depends(signed_form)):
     """What the agent hears before the call connects."""
     with session_scope() as session:
         record = session.get(Handoff, handoff)
@@ -188,7 +204,7 @@ def whisper(form: dict = Depends(signed_form), handoff: int = Query(...)):
 
 
 @router.post("/voice/dial-status")
-def dial_finished(form: dict = Depends(signed_form), conversation: str = Query(...), handoff: int = Query(...)):
+def dial_finished(handoff: RowId, form: dict = Depends(signed_form), conversation: str = Query(..., max_length=32)):
     with session_scope() as session:
         record = session.get(Handoff, handoff)
         convo = session.get(Conversation, conversation)

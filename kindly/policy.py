@@ -29,6 +29,10 @@ class Policy:
     contact_caps: dict
     crisis_lines: dict
     verify_payment_after_days: int
+    reminder_days_before: int
+    grace_days: int
+    agent_callback_after_minutes: int
+    max_agent_callbacks: int
 
 
 @lru_cache(maxsize=None)
@@ -52,6 +56,10 @@ def load_policy(path: str = "") -> Policy:
         contact_caps=raw["contact_caps"],
         crisis_lines=raw["crisis_lines"],
         verify_payment_after_days=raw["follow_up"]["verify_payment_after_days"],
+        reminder_days_before=raw["follow_up"].get("reminder_days_before", 3),
+        grace_days=raw["follow_up"].get("grace_days", 2),
+        agent_callback_after_minutes=raw["follow_up"].get("agent_callback_after_minutes", 30),
+        max_agent_callbacks=raw["follow_up"].get("max_agent_callbacks", 3),
     )
 
 

@@ -1,5 +1,5 @@
 """Writes that the actions, the channels and the API share: each outcome is recorded in exactly one place."""
-from datetime import date, timedelta
+from datetime import date
 from typing import Optional
 
 from sqlalchemy import select
@@ -13,12 +13,16 @@ from kindly.models import (
     Conversation,
     FollowUp,
     Handoff,
+    HandoffMessage,
     OptOut,
     Promise,
     PromiseInstallment,
+    TranscriptTurn,
+    VerificationAttempt,
     utcnow,
 )
 from kindly.plans import Plan
+from kindly.timeline import account_timeline
 
 
 def audit(session: Session, actor: str, action: str, entity: str, entity_id, **detail) -> None:
@@ -64,7 +68,9 @@ def end_conversation(session: Session, conversation: Conversation, disposition: 
 
 
 def record_promise(session: Session, account: Account, conversation: Conversation, plan: Plan) -> Promise:
-    """Idempotent: a conversation holds at most one promise, so a retried confirmation returns the first."""
+    """Idempotent: a conversation holds at most one promise, so a retried confirmation returns the first.
+    A new promise supersedes the account's open one (cancelled, pointing at the new one, audited): promises
+    never stack on the same balance."""
     existing = session.scalar(select(Promise).where(Promise.conversation_id == conversation.id))
     if existing:
         return existing
@@ -82,8 +88,19 @@ def record_promise(session: Session, account: Account, conversation: Conversatio
     )
     session.add(promise)
     session.flush()
+    for old in session.scalars(
+        select(Promise).where(Promise.account_id == account.id, Promise.status == "open", Promise.id != promise.id)
+    ):
+        old.status, old.superseded_by_id = "cancelled", promise.id
+        audit(session, "bot", "promise_superseded", "promise", old.id, superseded_by=promise.id)
     audit(session, "bot", "promise_recorded", "promise", promise.id, plan_type=plan.plan_type, total=str(plan.total))
     return promise
+
+
+def record_verification(session: Session, account: Account, conversation: Conversation, succeeded: bool) -> None:
+    session.add(VerificationAttempt(account_id=account.id, conversation_id=conversation.id, channel=conversation.channel, succeeded=succeeded))
+    session.flush()
+    audit(session, "bot", "verification_passed" if succeeded else "verification_failed_attempt", "conversation", conversation.id)
 
 
 def record_opt_out(session: Session, account: Account, channel: str, conversation_id: Optional[str]) -> OptOut:
@@ -109,12 +126,9 @@ def create_follow_up(session: Session, account: Account, conversation_id: Option
     return follow_up
 
 
-def open_promises(session: Session, account_id: int) -> list[Promise]:
-    return list(session.scalars(select(Promise).where(Promise.account_id == account_id).order_by(Promise.id)))
-
-
-def handoff_summary(session: Session, account: Account, conversation: Conversation, reason: str, last_message: str) -> str:
-    """One paragraph for the agent: who, why, where the conversation got to, and the promise history."""
+def handoff_summary(session: Session, account: Account, conversation: Conversation, reason: str, last_message: str, matched_phrase: str = "") -> str:
+    """One paragraph for the agent: who, why, where the conversation got to, and what the account's timeline holds."""
+    timeline = account_timeline(session, account, utcnow().date(), conversation.id)
     parts = [
         f"{account.name} (account {account.external_id}, {account.language}, segment {account.segment}) "
         f"was handed off by {conversation.channel} for '{reason}'.",
@@ -127,19 +141,29 @@ def handoff_summary(session: Session, account: Account, conversation: Conversati
         )
     if conversation.reason_code:
         parts.append(f"Stated reason: {conversation.reason_code} ({conversation.reason_text or 'no detail'}).")
-    promises = open_promises(session, account.id)
-    if promises:
-        history = "; ".join(f"{p.plan_type} {p.total} due {p.due_date} ({p.status})" for p in promises)
-        parts.append(f"Promise history: {history}.")
+    promise = timeline["open_promise"]
+    if promise:
+        parts.append(
+            f"Open promise #{promise['id']}: {promise['plan_type']} {promise['total']} {promise['currency']}, "
+            f"next {promise['next_amount']} due {promise['next_due_date']}."
+        )
     else:
-        parts.append("No earlier promises.")
+        parts.append("No open promise.")
+    if timeline["flags"]:
+        parts.append(f"Flags: {', '.join(timeline['flags'])}.")
+    if timeline["opt_outs"]:
+        parts.append(f"Opted out of: {', '.join(timeline['opt_outs'])}.")
+    if timeline["verification_locked"]:
+        parts.append("Date-of-birth verification is locked after repeated failures.")
+    if matched_phrase:
+        parts.append(f'Safety phrase matched: "{matched_phrase}".')
     if last_message:
         parts.append(f'Last customer message: "{last_message}".')
     return " ".join(parts)
 
 
 def create_handoff(
-    session: Session, account: Account, conversation: Conversation, reason: str, last_message: str
+    session: Session, account: Account, conversation: Conversation, reason: str, last_message: str, matched_phrase: str = ""
 ) -> Handoff:
     handoff = Handoff(
         account_id=account.id,
@@ -147,7 +171,7 @@ def create_handoff(
         reason=reason,
         channel=conversation.channel,
         status="waiting",
-        summary=handoff_summary(session, account, conversation, reason, last_message),
+        summary=handoff_summary(session, account, conversation, reason, last_message, matched_phrase),
     )
     session.add(handoff)
     session.flush()
@@ -158,5 +182,21 @@ def create_handoff(
     return handoff
 
 
-def follow_up_date(today: date, days: int) -> date:
-    return today + timedelta(days=days)
+def handoff_holding(session: Session, account: Account) -> tuple[Optional[Handoff], bool]:
+    """The handoff that holds this customer's thread, whatever channel it started on: one a person has not
+    resolved, or one resolved without giving the conversation back to the bot, which reopens (audited) so that
+    it shows in the queue again. (None, False) when the bot may answer; the flag says it just reopened."""
+    handoff = session.scalar(select(Handoff).where(Handoff.account_id == account.id).order_by(Handoff.id.desc()))
+    if handoff is None or (handoff.status == "resolved" and handoff.resume_bot):
+        return None, False
+    if handoff.status != "resolved":
+        return handoff, False
+    handoff.status, handoff.resolved_at = "waiting", None
+    audit(session, "customer", "handoff_reopened", "handoff", handoff.id)
+    return handoff, True
+
+
+def add_customer_message(session: Session, handoff: Handoff, text: str, channel: str) -> None:
+    """What the customer sends while a person has the thread: on the handoff and in its conversation's transcript."""
+    session.add(HandoffMessage(handoff_id=handoff.id, role="user", channel=channel, text=text))
+    session.add(TranscriptTurn(conversation_id=handoff.conversation_id, role="user", text=text))

@@ -39,13 +39,24 @@ class Settings:
     console_password: str
     bank_name: str
     bank_name_zh: str
+    contact_person: str
+    contact_person_zh: str
     callback_number: str
     rasa_urls: tuple[str, ...]
     agent_line: str
     sms_inactivity_hours: int
+    # How `make run` lays the system out: "local" (SQLite, one engine) or "production" (PostgreSQL, Redis,
+    # several engines and gateway workers); see the README's production profile.
+    profile: str
+    engine_instances: int
+    gateway_workers: int
+    redis_url: str
 
     def bank_name_in(self, language: str) -> str:
         return self.bank_name_zh if language == "zh" else self.bank_name
+
+    def contact_person_in(self, language: str) -> str:
+        return self.contact_person_zh if language == "zh" else self.contact_person
 
     @property
     def is_production(self) -> bool:
@@ -77,11 +88,19 @@ def load_settings() -> Settings:
         bank_name=env("BANK_NAME", "Harbor Bank"),
         # The Mandarin voice reads an English name letter by letter or in English: give the bank's Chinese name.
         bank_name_zh=env("BANK_NAME_ZH", "海港银行"),
+        # The natural person a limited-content voicemail names (12 CFR 1006.2(j)): a real colleague in production.
+        contact_person=env("CONTACT_PERSON", "Jordan Lee"),
+        contact_person_zh=env("CONTACT_PERSON_ZH", "李文"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
-        # Several engines, comma-separated: each conversation sticks to one (its tracker lives there).
+        # Several engines, comma-separated: any of them serves any conversation (the tracker store is shared).
         rasa_urls=tuple(url.strip().rstrip("/") for url in env("RASA_URL", "http://127.0.0.1:5005").split(",") if url.strip()),
         agent_line=env("AGENT_LINE", "+15005550100"),
         sms_inactivity_hours=int(env("SMS_INACTIVITY_HOURS", "24")),
+        profile=env("KINDLY_PROFILE", "local"),
+        # The production profile runs two of each by default (this machine has two cores).
+        engine_instances=int(env("ENGINE_INSTANCES", "2" if env("KINDLY_PROFILE") == "production" else "1")),
+        gateway_workers=int(env("GATEWAY_WORKERS", "2" if env("KINDLY_PROFILE") == "production" else "1")),
+        redis_url=env("REDIS_URL", "redis://127.0.0.1:6379/1"),
     )
 
 
