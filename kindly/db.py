@@ -17,10 +17,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _primary_message_only(context) -> None:
+    """PostgreSQL adds a DETAIL to some errors ("Failing row contains (1, Alex Morgan, +1415...)", "Key (x)=(...)"):
+    keep only the primary message, so the values hide_parameters keeps out don't come back that way."""
+    error = context.original_exception
+    primary = getattr(getattr(error, "diag", None), "message_primary", None)
+    if primary and context.sqlalchemy_exception is not None:
+        error.args = (primary,)
+        context.sqlalchemy_exception.args = (f"({type(error).__module__}.{type(error).__name__}) {primary}",)
+
+
 def make_engine(url: str) -> Engine:
+    """A database error's message, and so the traceback a server logs, names the statement but never its values
+    (a name, a phone number, a date-of-birth hash): hide_parameters, and _primary_message_only."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -31,8 +43,10 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    event.listen(engine, "handle_error", _primary_message_only)
+    return engine
 
 
 @lru_cache(maxsize=None)

@@ -2,11 +2,18 @@
 import hashlib
 import hmac
 import re
+import traceback
 from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
+
+from kindly.db import make_engine
+from kindly.migrate import upgrade
+from kindly.models import Account
 
 from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text, seal_legacy_dob_hmac
 from kindly.settings import settings
@@ -82,3 +89,26 @@ def test_rows_from_before_scrypt_still_verify_and_can_be_sealed_without_the_date
     sealed = seal_legacy_dob_hmac(old)
     assert sealed.startswith("scrypt$") and old not in sealed
     assert dob_matches(date(1988, 2, 3), sealed) and not dob_matches(date(1988, 3, 2), sealed)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'errors.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_a_database_error_names_the_statement_but_never_the_values(any_database):
+    upgrade(any_database)
+    engine = make_engine(any_database)
+    # The NOT NULL columns left out make the insert fail, as a full disk or a locked file would.
+    row = dict(external_id="LEAK-1", name="Alex Morgan", phone="+14155550123", dob_hmac=dob_hmac(date(1985, 3, 5)))
+    try:
+        with pytest.raises(DBAPIError) as raised, engine.begin() as connection:
+            connection.execute(insert(Account), row)
+    finally:
+        engine.dispose()
+    logged = "".join(traceback.format_exception(raised.value))  # what a server's error log would show
+    assert "INSERT INTO accounts" in logged
+    for value in row.values():
+        assert value not in logged, logged
