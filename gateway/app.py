@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from channels.conversation import EngineUnavailable
 from channels import sms, status, voice
-from gateway import api, console, operations
+from gateway import api, console, imports, operations
 from kindly.settings import settings
 
 logger = logging.getLogger("kindly.gateway")
@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Kindly gateway", version="1.0", description="Twilio webhooks, REST API and agent console.")
     app.include_router(api.router)
     app.include_router(operations.router)
+    app.include_router(imports.router)
     app.include_router(voice.router)
     app.include_router(sms.router)
     app.include_router(status.router)

@@ -124,8 +124,12 @@ def read_table(path: Path) -> tuple[str, Iterator[tuple]]:
     if suffix in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
 
-        def xlsx_rows() -> Iterator[tuple]:
+        try:
             workbook = load_workbook(path, read_only=True, data_only=True)
+        except Exception as error:  # openpyxl raises zip, XML and its own errors for a file that is not XLSX
+            raise ImportRefused(f"{path.name}: not a readable XLSX file ({error})") from error
+
+        def xlsx_rows() -> Iterator[tuple]:
             try:
                 yield from workbook.worksheets[0].iter_rows(values_only=True)
             finally:
@@ -261,6 +265,8 @@ def clean_row(number: int, raw: dict, policy: Policy) -> Cleaned:
     fields["country"] = country
     fields["language"] = fields["language"].lower() or DEFAULT_LANGUAGE.get(country, "")
     fields["currency"] = fields["currency"].upper() or DEFAULT_CURRENCY.get(country, "")
+    if country not in DEFAULT_LANGUAGE:
+        unusable.update(name for name in ("language", "currency") if not fields[name])  # the country's error says why
     if fields["card_last4"].isdigit() and len(fields["card_last4"]) < 4:
         fields["card_last4"] = fields["card_last4"].zfill(4)  # a spreadsheet that read 0042 as a number
     if not fields["timezone"]:
@@ -478,6 +484,10 @@ def last_rows(path: Path) -> tuple[dict[str, int], int]:
         if external_id:
             last[external_id] = number
     return last, count
+
+
+def count_rows(path: Path) -> int:
+    return last_rows(path)[1]
 
 
 def file_sha256(path: Path) -> str:
