@@ -49,19 +49,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _seal(keyed: bytes) -> str:
-    salt = os.urandom(_SALT_BYTES)
-    return f"scrypt${SCRYPT_LOG2_N}${_b64(salt)}${_b64(_scrypt(keyed, salt, SCRYPT_LOG2_N))}"
-
-
 def dob_hmac(dob: date) -> str:
     """The value stored for a date of birth; a new random salt each time, so compare with dob_matches."""
-    return _seal(_keyed(dob))
-
-
-def seal_legacy_dob_hmac(stored: str) -> str:
-    """A row from before scrypt (the plain 64-hex HMAC) sealed the same way: no date of birth needed."""
-    return _seal(bytes.fromhex(stored))
+    salt = os.urandom(_SALT_BYTES)
+    return f"scrypt${SCRYPT_LOG2_N}${_b64(salt)}${_b64(_scrypt(_keyed(dob), salt, SCRYPT_LOG2_N))}"
 
 
 def dob_matches(dob: date, stored: str) -> bool:
@@ -69,7 +60,8 @@ def dob_matches(dob: date, stored: str) -> bool:
     if stored.startswith("scrypt$"):
         _, log2_n, salt, digest = stored.split("$")
         return hmac.compare_digest(_scrypt(keyed, _unb64(salt), int(log2_n)), _unb64(digest))
-    # A plain HMAC written before scrypt (migration 0004 seals those; a restored backup may still hold one).
+    # A row written before scrypt holds the plain 64-hex HMAC; it still verifies (and stays as cheap to attack as
+    # before until it is written again).
     return hmac.compare_digest(keyed.hex(), stored)
 
 

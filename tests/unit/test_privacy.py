@@ -15,7 +15,7 @@ from kindly.db import make_engine
 from kindly.migrate import upgrade
 from kindly.models import Account
 
-from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text, seal_legacy_dob_hmac
+from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text
 from kindly.settings import settings
 
 TODAY = date(2026, 11, 29)
@@ -83,12 +83,9 @@ def test_dob_is_stored_as_a_salted_scrypt_of_a_keyed_hash():
     assert not dob_matches(date(1985, 5, 3), stored)
 
 
-def test_rows_from_before_scrypt_still_verify_and_can_be_sealed_without_the_date():
+def test_rows_from_before_scrypt_still_verify():
     old = legacy_hmac(date(1988, 2, 3))
     assert dob_matches(date(1988, 2, 3), old) and not dob_matches(date(1988, 3, 2), old)
-    sealed = seal_legacy_dob_hmac(old)
-    assert sealed.startswith("scrypt$") and old not in sealed
-    assert dob_matches(date(1988, 2, 3), sealed) and not dob_matches(date(1988, 3, 2), sealed)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
