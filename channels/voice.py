@@ -1,6 +1,5 @@
 """Twilio Voice: `/twilio/voice` answers a call, `/twilio/voice/turn` takes each answer from <Gather>.
 The conversation is keyed by CallSid; the account comes from the outbound call or the caller's number."""
-from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import urlencode
 
@@ -14,7 +13,7 @@ from channels.outcomes import text_promise_confirmation
 from channels.twilio_edge import SAY_LANGUAGES, SPEECH_LANGUAGES, our_number, signed_form, voice_for
 from channels.twilio_receipts import answer_once, twiml
 from gateway.api import RowId
-from kindly import records
+from kindly import follow_through, records
 from kindly.db import session_scope
 from kindly.models import Account, ContactAttempt, Conversation, Handoff, PhoneNumber, TranscriptTurn
 from kindly.settings import settings
@@ -24,7 +23,6 @@ router = APIRouter(prefix="/twilio")
 
 ANSWERING_MACHINE = {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
 MAX_SILENCES = 2
-AGENT_QUEUE = "kindly-agents"
 # Speech hints by what the bot is waiting for.
 HINTS = {
     "right_party": "yes, no, speaking, that's me, wrong number, not here, call back later, 是我, 不是, 打错了",
@@ -43,6 +41,13 @@ def _common(account: Account) -> dict:
     return {"name": account.name}
 
 
+def dial_agent(agent_line: str, conversation_id: str, handoff_id: int) -> Dial:
+    """The transfer to a colleague, with a whisper of the case; dial_finished hears how it went."""
+    dial = Dial(action=_url("/twilio/voice/dial-status", conversation=conversation_id, handoff=handoff_id), timeout=25)
+    dial.number(agent_line, url=_url("/twilio/voice/whisper", handoff=handoff_id))
+    return dial
+
+
 def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead: tuple[str, ...] = (), silences: int = 0) -> str:
     """TwiML for what the bot says next: a <Gather> for the answer, a <Dial> to an agent, or <Hangup>."""
     response = VoiceResponse()
@@ -52,11 +57,15 @@ def render(reply: BotReply, language: str, number: PhoneNumber, turn: int, lead:
         for text in texts:
             response.say(text, voice=voice, language=say_language)
         if number.agent_line:
-            dial = Dial(action=_url("/twilio/voice/dial-status", conversation=reply.conversation_id, handoff=reply.handoff_id), timeout=25)
-            dial.number(number.agent_line, url=_url("/twilio/voice/whisper", handoff=reply.handoff_id))
-            response.append(dial)
+            response.append(dial_agent(number.agent_line, reply.conversation_id, reply.handoff_id))
         else:
-            response.enqueue(AGENT_QUEUE)
+            # No agent line on this number, and no queue anyone serves: a colleague calls back (kindly.tasks).
+            with session_scope() as session:
+                follow_through.schedule_agent_callback(session, session.get(Handoff, reply.handoff_id))
+            text = say("agent_unavailable", language, "voice")
+            record_turn(reply.conversation_id, "bot", text)
+            response.say(text, voice=voice, language=say_language)
+            response.hangup()
         return str(response)
     if reply.ended:
         for text in texts:
@@ -215,8 +224,8 @@ def dial_finished(handoff: RowId, form: dict = Depends(signed_form), conversatio
         if form.get("DialCallStatus") == "completed":
             record.status = "claimed"
             return twiml(_hang_up_with([], "en", number))
-        # Nobody answered: the handoff stays waiting and a colleague calls back.
-        records.create_follow_up(session, account, conversation, "callback", datetime.now(timezone.utc).date(), f"agent did not answer handoff #{handoff}")
+        # Nobody answered: the handoff stays waiting and a colleague calls back (kindly.tasks places the call).
+        follow_through.schedule_agent_callback(session, record)
         language, common = convo.language, _common(account)
     text = say("agent_unavailable", language, **common)
     record_turn(conversation, "bot", text)

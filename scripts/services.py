@@ -61,6 +61,17 @@ def start_simulator(port: int, env: dict, log: Path) -> subprocess.Popen:
     return _spawn([str(APP_BIN / "python"), "-m", "simulator"], {**env, "SIMULATOR_PORT": str(port)}, log)
 
 
+def start_worker(env: dict, log: Path, concurrency: int = 2, name: str = "kindly@%h") -> subprocess.Popen:
+    """A Celery worker of kindly.queue, on the broker KINDLY_BROKER_URL names (the embedded one by default)."""
+    command = [str(APP_BIN / "celery"), "-A", "kindly.queue", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "-n", name]
+    return _spawn(command, env, log)
+
+
+def start_beat(env: dict, log: Path) -> subprocess.Popen:
+    """Celery beat: the follow-through sweep every minute. Exactly one per installation, however many workers."""
+    return _spawn([str(APP_BIN / "celery"), "-A", "kindly.queue", "beat", "--loglevel", "INFO"], env, log)
+
+
 def _spawn(command: list, env: dict, log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
