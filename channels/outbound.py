@@ -1,7 +1,8 @@
-"""Outbound contacts: a call with machine detection, or the opening SMS, for an attempt the contact policy
-has reserved (kindly.contact_policy.reserve_contact). Twilio's answer updates the reserved row."""
+"""Outbound contacts through Twilio's REST API, each for an attempt the contact policy has reserved
+(kindly.contact_policy.reserve_contact): the bot's call, a call with given TwiML, the opening SMS, a text.
+Twilio's answer updates the reserved row: its sid and "initiated" or "sent", or why it failed."""
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 from urllib.parse import urlencode
 
 from twilio.base.exceptions import TwilioRestException
@@ -13,29 +14,45 @@ from kindly.models import Account, ContactAttempt
 from kindly.settings import settings
 
 
-def place_call(reserved: ContactAttempt) -> ContactAttempt:
-    with session_scope() as session:
-        phone = session.get(Account, reserved.account_id).phone
+def place_call(reserved: ContactAttempt, twiml: Optional[str] = None) -> ContactAttempt:
+    """The bot's call (with machine detection; the voice webhook answers it), or a call that plays `twiml`."""
+    how = {"twiml": twiml} if twiml else {
+        "url": f"{settings.public_base_url}/twilio/voice?{urlencode({'account_id': reserved.account_id})}",
+        "machine_detection": "DetectMessageEnd",
+    }
+    phone = _phone(reserved)
     with _settled_on_failure(reserved):
         call = rest_client().calls.create(
             to=phone,
             from_=settings.twilio_phone_number,
-            url=f"{settings.public_base_url}/twilio/voice?{urlencode({'account_id': reserved.account_id})}",
             status_callback=f"{settings.public_base_url}/twilio/status",
             status_callback_event=["initiated", "ringing", "answered", "completed"],
-            machine_detection="DetectMessageEnd",
+            **how,
         )
     return _settle(reserved, "initiated", external_ref=call.sid)
 
 
 def send_opening_sms(reserved: ContactAttempt) -> ContactAttempt:
-    with session_scope() as session:
-        phone = session.get(Account, reserved.account_id).phone
-    with _settled_on_failure(reserved):
+    """Starts an SMS conversation: the bot's opening, sent by the REST API."""
+    try:
         conversation_id = start_conversation(reserved.account_id, "sms", "outbound")
         reply = send_message(conversation_id, START_TEXT)
-        sid = send_sms(phone, "\n".join(reply.messages))
-    return _settle(reserved, "sent", external_ref=sid, conversation_id=conversation_id, connected=True)
+    except Exception:
+        _settle(reserved, "failed")  # nothing was sent
+        raise
+    return send_text(reserved, "\n".join(reply.messages), conversation_id=conversation_id, connected=True)
+
+
+def send_text(reserved: ContactAttempt, body: str, **fields) -> ContactAttempt:
+    phone = _phone(reserved)
+    with _settled_on_failure(reserved):
+        sid = send_sms(phone, body)
+    return _settle(reserved, "sent", external_ref=sid, **fields)
+
+
+def _phone(reserved: ContactAttempt) -> str:
+    with session_scope() as session:
+        return session.get(Account, reserved.account_id).phone
 
 
 @contextmanager

@@ -54,3 +54,14 @@ def test_twelve_simultaneous_calls_for_one_us_account_place_exactly_seven(api):
     assert sorted(c["sid"] for c in calls) == sorted(p["external_ref"] for p in placed)
     again = api.post("/api/contacts", json={"account_id": account["id"], "channel": "voice"})
     assert again.status_code == 409 and again.json()["detail"]["rule"] == "attempt_cap"
+
+
+def test_an_opening_sms_settles_its_reserved_attempt(api):
+    phone, zone = daytime_phone()
+    account = new_account(api, phone=phone, timezone=zone)
+    response = api.post("/api/contacts", json={"account_id": account["id"], "channel": "sms"})
+    assert response.status_code == 201, response.text
+    attempt = response.json()
+    assert attempt["outcome"] == "sent" and attempt["external_ref"].startswith("SM") and attempt["conversation_id"]
+    texts = [m for m in httpx.get(f"{SIMULATOR_URL}/sim/messages", timeout=30).json() if m["to"] == phone]
+    assert [m["sid"] for m in texts] == [attempt["external_ref"]]
