@@ -27,8 +27,14 @@ def public_url(request: Request) -> str:
     return f"{settings.public_base_url}{request.url.path}" + (f"?{query}" if query else "")
 
 
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
 async def signed_form(request: Request) -> dict:
-    """The webhook's form parameters, or 403 when X-Twilio-Signature does not match them."""
+    """The webhook's form parameters, or 403 when X-Twilio-Signature does not match them. Twilio posts only
+    url-encoded forms: any other body (multipart above all) is refused with 415 before it is parsed."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_CONTENT_TYPE:
+        raise HTTPException(status_code=415, detail=f"a Twilio webhook is {FORM_CONTENT_TYPE}")
     form = {key: value for key, value in (await request.form()).multi_items()}
     signature = request.headers.get("X-Twilio-Signature", "")
     if not RequestValidator(settings.twilio_auth_token).validate(public_url(request), form, signature):
@@ -47,8 +53,13 @@ def rest_client() -> Client:
 def our_number(session: Session, number: Optional[str]) -> PhoneNumber:
     """The configuration of one of our numbers; unconfigured numbers get the defaults."""
     number = number or settings.twilio_phone_number
-    return session.get(PhoneNumber, number) or PhoneNumber(
-        number=number, agent_line=settings.agent_line, voice_en="Polly.Joanna", voice_zh="Polly.Zhiyu"
+    return session.get(PhoneNumber, number) or default_number(number)
+
+
+def default_number(number: Optional[str]) -> PhoneNumber:
+    """How a number nobody configured behaves (and any number, when the database cannot be read)."""
+    return PhoneNumber(
+        number=number or settings.twilio_phone_number, agent_line=settings.agent_line, voice_en="Polly.Joanna", voice_zh="Polly.Zhiyu"
     )
 
 

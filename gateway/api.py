@@ -1,7 +1,8 @@
 """The REST API (/api): accounts, conversations, promises and handoffs."""
-from typing import Optional
+from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -25,6 +26,11 @@ from kindly.models import FLAGS, Account, Conversation, Handoff, Promise
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
+# Row ids are INTEGER columns, 32 bits on PostgreSQL: a larger number names no row, and must never reach the
+# database (SQLite raises OverflowError on it, PostgreSQL a DataError).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
 
 def db():
     """A read session per request. Writes use session_scope() in the endpoint itself, so they are committed
@@ -43,7 +49,8 @@ def account_out(account: Account) -> AccountOut:
 
 
 def get_account_or_404(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id)
+    # Path and query ids are RowIds already; an id from a request body may be any integer.
+    account = session.get(Account, account_id) if 1 <= account_id <= MAX_ROW_ID else None
     if account is None:
         raise HTTPException(status_code=404, detail=f"account {account_id} not found")
     return account
@@ -63,12 +70,12 @@ def post_account(body: AccountIn) -> AccountOut:
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)
-def get_account(account_id: int, session: Session = Depends(db)) -> AccountOut:
+def get_account(account_id: RowId, session: Session = Depends(db)) -> AccountOut:
     return account_out(get_account_or_404(session, account_id))
 
 
 @router.post("/accounts/{account_id}/flags/{flag}", response_model=AccountOut)
-def set_account_flag(account_id: int, flag: Flag, body: FlagChangeIn) -> AccountOut:
+def set_account_flag(account_id: RowId, flag: Flag, body: FlagChangeIn) -> AccountOut:
     """Put a flag in force, with who and why (audited). Setting a flag already in force changes nothing."""
     with session_scope() as session:
         account = get_account_or_404(session, account_id)
@@ -78,7 +85,7 @@ def set_account_flag(account_id: int, flag: Flag, body: FlagChangeIn) -> Account
 
 
 @router.post("/accounts/{account_id}/flags/{flag}/clear", response_model=AccountOut)
-def clear_account_flag(account_id: int, flag: Flag, body: FlagChangeIn) -> AccountOut:
+def clear_account_flag(account_id: RowId, flag: Flag, body: FlagChangeIn) -> AccountOut:
     """Lift a flag, with who and why (audited). 409 when the flag is not in force."""
     with session_scope() as session:
         account = get_account_or_404(session, account_id)
@@ -100,7 +107,7 @@ def find_accounts(phone: Optional[str] = None, session: Session = Depends(db)) -
 
 
 @router.get("/conversations", response_model=list[ConversationOut])
-def list_conversations(account_id: int = Query(...), session: Session = Depends(db)) -> list[ConversationOut]:
+def list_conversations(account_id: RowId, session: Session = Depends(db)) -> list[ConversationOut]:
     get_account_or_404(session, account_id)
     conversations = session.scalars(
         select(Conversation)
@@ -118,7 +125,7 @@ def list_conversations(account_id: int = Query(...), session: Session = Depends(
 
 
 @router.get("/promises", response_model=list[PromiseOut])
-def list_promises(account_id: int = Query(...), session: Session = Depends(db)) -> list[PromiseOut]:
+def list_promises(account_id: RowId, session: Session = Depends(db)) -> list[PromiseOut]:
     get_account_or_404(session, account_id)
     promises = session.scalars(
         select(Promise).where(Promise.account_id == account_id).options(selectinload(Promise.schedule)).order_by(Promise.id)
@@ -134,7 +141,7 @@ def list_promises(account_id: int = Query(...), session: Session = Depends(db)) 
 
 @router.get("/handoffs", response_model=list[HandoffOut])
 def list_handoffs(
-    account_id: Optional[int] = None,
+    account_id: Optional[RowId] = None,
     status: Optional[str] = Query(None, pattern="^(waiting|claimed|resolved)$"),
     session: Session = Depends(db),
 ) -> list[HandoffOut]:

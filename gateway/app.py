@@ -4,6 +4,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from channels.conversation import EngineUnavailable
 from channels import sms, status, voice
@@ -28,6 +29,12 @@ def create_app() -> FastAPI:
     async def engine_unavailable(_request: Request, error: EngineUnavailable) -> JSONResponse:
         logger.error("dialogue engine unavailable: %s", error)
         return JSONResponse(status_code=503, content={"detail": "the dialogue engine is unavailable, try again"})
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
+        # A locked, read-only or unreachable database: the request may succeed later, it was not wrong.
+        logger.error("database unavailable: %s", error.orig)
+        return JSONResponse(status_code=503, content={"detail": "the database is unavailable, try again"}, headers={"Retry-After": "5"})
 
     @app.exception_handler(ValidationError)
     async def invalid_input(_request: Request, error: ValidationError) -> JSONResponse:

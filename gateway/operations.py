@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from channels.outbound import place_call, send_opening_sms
 from channels.twilio_edge import TWILIO_ERRORS, send_sms
-from gateway.api import db, get_account_or_404
+from gateway.api import RowId, db, get_account_or_404
 from gateway.auth import require_admin
 from gateway.schemas import (
     AgentMessageIn,
@@ -58,12 +58,12 @@ def handoff_detail(session: Session, handoff: Handoff) -> HandoffDetailOut:
 
 
 @router.get("/handoffs/{handoff_id}", response_model=HandoffDetailOut)
-def get_handoff(handoff_id: int, session: Session = Depends(db)) -> HandoffDetailOut:
+def get_handoff(handoff_id: RowId, session: Session = Depends(db)) -> HandoffDetailOut:
     return handoff_detail(session, _handoff_or_404(session, handoff_id))
 
 
 @router.post("/handoffs/{handoff_id}/messages", status_code=201, response_model=HandoffDetailOut)
-def agent_reply(handoff_id: int, body: AgentMessageIn) -> HandoffDetailOut:
+def agent_reply(handoff_id: RowId, body: AgentMessageIn) -> HandoffDetailOut:
     with session_scope() as session:
         handoff = _handoff_or_404(session, handoff_id)
         if handoff.status == "resolved":
@@ -90,7 +90,7 @@ def agent_reply(handoff_id: int, body: AgentMessageIn) -> HandoffDetailOut:
 
 
 @router.post("/handoffs/{handoff_id}/resolve", response_model=HandoffDetailOut)
-def resolve_handoff(handoff_id: int, body: ResolveIn) -> HandoffDetailOut:
+def resolve_handoff(handoff_id: RowId, body: ResolveIn) -> HandoffDetailOut:
     with session_scope() as session:
         handoff = _handoff_or_404(session, handoff_id)
         handoff.status, handoff.disposition, handoff.note = "resolved", body.disposition, body.note

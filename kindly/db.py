@@ -17,6 +17,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# A write waits this long for SQLite's lock, then fails: Twilio gives a webhook 15 s, and a customer whose turn
+# cannot be written must still hear an apology in time.
+SQLITE_BUSY_SECONDS = 2
+
+
 def _primary_message_only(context) -> None:
     """PostgreSQL adds a DETAIL to some errors ("Failing row contains (1, Alex Morgan, +1415...)", "Key (x)=(...)"):
     keep only the primary message, so the values hide_parameters keeps out don't come back that way."""
@@ -32,7 +37,9 @@ def make_engine(url: str) -> Engine:
     (a name, a phone number, a date-of-birth hash): hide_parameters, and _primary_message_only."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -40,7 +47,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cursor.close()
 
     else:
