@@ -349,10 +349,10 @@ class CampaignContact(Base):
 
 
 class RateBucket(Base):
-    """A token bucket kept in the database (the embedded mode's global rate; Redis holds it otherwise)."""
+    """The pace of Twilio requests of one kind across every worker, in the embedded mode (Redis holds it
+    otherwise): a token bucket of one token kept as the time its next token is free (kindly/campaigns.py)."""
 
     __tablename__ = "rate_buckets"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tokens: Mapped[float] = mapped_column(Float)
-    updated: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    next_slot: Mapped[float] = mapped_column(Float)  # seconds since the epoch

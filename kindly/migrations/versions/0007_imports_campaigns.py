@@ -69,8 +69,7 @@ def upgrade() -> None:
     op.create_table(
         "rate_buckets",
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("tokens", sa.Float(), nullable=False),
-        sa.Column("updated", sa.Float(), nullable=False),
+        sa.Column("next_slot", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
 
