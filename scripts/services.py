@@ -26,7 +26,8 @@ def base_env(**overrides: str) -> dict:
 
 
 def start_action_server(port: int, env: dict, log: Path) -> subprocess.Popen:
-    return _spawn([str(APP_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port), "--quiet"], env, log)
+    # rasa-sdk's server, except that an action error is not answered with the whole tracker (the engine logs it).
+    return _spawn([str(APP_BIN / "python"), "-m", "scripts.action_server", "-p", str(port)], env, log)
 
 
 def start_engine(port: int, action_port: int, env: dict, log: Path) -> subprocess.Popen:

@@ -24,13 +24,19 @@ os.environ.update(
     SIMULATOR_PORT=str(SIMULATOR_PORT),
 )
 
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
 import itertools  # noqa: E402
+import re  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 from decimal import Decimal  # noqa: E402
+from typing import Iterable  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+from sqlalchemy import MetaData, select, text  # noqa: E402
 
+from kindly.db import make_engine  # noqa: E402
 from kindly.migrate import upgrade  # noqa: E402
 from scripts import services  # noqa: E402
 # PostgreSQL and Redis for the tests that need them: the local servers, throwaway ones, or a skip with the reason.
@@ -78,6 +84,85 @@ def account_fields(**overrides) -> dict:
 ZH_ACCOUNT = dict(name="王芳", language="zh", timezone="Asia/Shanghai", country="CN", currency="CNY",
                   balance="8000.00", minimum_due="400.00", date_of_birth="1988-02-03")
 
+# ---------------------------------------------------------------- after the end-to-end tests, nothing leaked
+# The end of the `stack` fixture looks for the tests' secrets in every log the stack wrote and in every column of
+# every table of the test databases: the dates of birth above as anyone writes them, the stored DOB hashes (except
+# in accounts.dob_hmac), what tests registered with watch_for_leaks (card numbers, codes, ID numbers they text),
+# and a test customer's name on a log line with a phone number. Any hit fails the run.
+_WATCHED: set[str] = set()
+_PHONE = re.compile(r"\+?\d[\d ()\-]{8,}\d")
+
+
+def watch_for_leaks(*secrets: str) -> None:
+    """Secrets a test types: the run fails if one turns up in a log or a database, with or without its separators."""
+    _WATCHED.update(secrets)
+
+
+def dob_spellings(dob: date) -> set[str]:
+    y, m, d, month = dob.year, dob.month, dob.day, dob.strftime("%B")
+    return {
+        f"{y}-{m:02}-{d:02}", f"{y}{m:02}{d:02}", f"{y}/{m:02}/{d:02}", f"{y}/{m}/{d}", f"{m:02}/{d:02}/{y}",
+        f"{m}/{d}/{y}", f"{d:02}/{m:02}/{y}", f"{d}/{m}/{y}", f"{y}年{m}月{d}日", f"{y}年{m}月{d}号",
+        f"{y}年{m:02}月{d:02}日", f"{month} {d}, {y}", f"{month} {d} {y}", f"{d} {month} {y}",
+    }
+
+
+def _squash(value: str) -> str:
+    return re.sub(r"[\s.\-]", "", value).lower()
+
+
+def find_leaks(secrets: Iterable[str], log_dir: Path, database_urls: Iterable[str], names: Iterable[str] = (),
+               allowed: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Where any of `secrets` appears (ignoring case, spaces, dashes and dots) in the files under `log_dir` or in
+    any column of any table of the databases, except the (table, column) pairs `allowed`; and log lines that
+    carry one of `names` with a phone number."""
+    needles = {_squash(secret): secret for secret in secrets if _squash(secret)}
+    hits = []
+
+    def look(where: str, value: str) -> None:
+        flat = _squash(value)
+        hits.extend(f"{where}: {secret!r}" for needle, secret in needles.items() if needle in flat)
+
+    for path in sorted(p for p in log_dir.rglob("*") if p.is_file()) if log_dir.exists() else []:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            look(f"{path.name}:{number}", line)
+            if any(name in line for name in names) and _PHONE.search(line):
+                hits.append(f"{path.name}:{number}: a name with a phone number")
+    for url in database_urls:
+        engine = make_engine(url)
+        try:
+            tables = MetaData()
+            tables.reflect(bind=engine)
+            with engine.connect() as connection:
+                for table in tables.sorted_tables:
+                    for row in connection.execute(select(table)):
+                        for column, value in row._mapping.items():
+                            if value is not None and (table.name, column) not in allowed:
+                                look(f"{url.rsplit('/', 1)[-1]} {table.name}.{column}", str(value))
+        finally:
+            engine.dispose()
+    return hits
+
+
+def _assert_nothing_leaked(log_dir: Path) -> None:
+    database_urls = [os.environ["DATABASE_URL"]] + [
+        f"sqlite:///{path}" for path in sorted(_TMP.glob("*.db")) if path != _TMP / "kindly.db"
+    ]
+    dobs = [date.fromisoformat(account_fields()["date_of_birth"]), date.fromisoformat(ZH_ACCOUNT["date_of_birth"])]
+    key = os.environ["SECRET_KEY"].encode()
+    secrets = set(_WATCHED) | {hmac.new(key, dob.isoformat().encode(), hashlib.sha256).hexdigest() for dob in dobs}
+    for dob in dobs:
+        secrets |= dob_spellings(dob)
+    engine = make_engine(os.environ["DATABASE_URL"])
+    with engine.connect() as connection:
+        for (stored,) in connection.execute(text("SELECT dob_hmac FROM accounts")):
+            secrets |= {stored, stored.rsplit("$", 1)[-1]}
+    engine.dispose()
+    names = {account_fields()["name"], ZH_ACCOUNT["name"]}
+    hits = find_leaks(secrets, log_dir, database_urls, names, allowed={("accounts", "dob_hmac")})
+    if hits:
+        pytest.fail(f"{len(hits)} secrets leaked into logs or the database:\n" + "\n".join(hits[:50]), pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def stack(database, tmp_dir):
@@ -102,6 +187,7 @@ def stack(database, tmp_dir):
         yield {"gateway": GATEWAY_URL, "simulator": SIMULATOR_URL, "logs": logs}
     finally:
         services.stop(*[p for p in (simulator, gateway, engine, actions) if p])
+    _assert_nothing_leaked(logs)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
 from kindly.db import make_engine
@@ -17,6 +17,7 @@ from kindly.models import Account
 
 from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text
 from kindly.settings import settings
+from tests.conftest import dob_spellings, find_leaks
 
 TODAY = date(2026, 11, 29)
 CORPUS = yaml.safe_load((Path(__file__).parent / "privacy_corpus.yml").read_text(encoding="utf-8"))
@@ -109,3 +110,31 @@ def test_a_database_error_names_the_statement_but_never_the_values(any_database)
     assert "INSERT INTO accounts" in logged
     for value in row.values():
         assert value not in logged, logged
+
+
+def test_the_leak_scan_finds_planted_secrets_in_logs_and_database_rows(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "gateway.log").write_text(
+        "started\n"
+        "ERROR payment for card 4012-8888-8888-1881 declined\n"
+        "WARNING customer Alex Morgan (+1 415 555 0123) asked for a callback\n"
+        "INFO masked: [card ending 1881], cvv [code withheld], [date of birth withheld]\n",
+        encoding="utf-8",
+    )
+    url = f"sqlite:///{tmp_path / 'planted.db'}"
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, dob_hash TEXT)"))
+        connection.execute(text("INSERT INTO notes (body, dob_hash) VALUES ('cvv 737, born 1985年3月5日', 'H4SH')"))
+    engine.dispose()
+    secrets = {"4012888888881881", "cvv 737", "H4SH"} | dob_spellings(date(1985, 3, 5))
+
+    hits = find_leaks(secrets, logs, [url], names=["Alex Morgan"], allowed={("notes", "dob_hash")})
+    assert sorted(hits) == sorted([
+        "gateway.log:2: '4012888888881881'",
+        "gateway.log:3: a name with a phone number",
+        "planted.db notes.body: 'cvv 737'",
+        "planted.db notes.body: '1985年3月5日'",
+    ])
+    assert len(find_leaks(secrets, logs, [url], names=["Alex Morgan"])) == 5, "the hash outside the allowed column"
