@@ -16,7 +16,6 @@ from kindly import records
 from kindly.db import session_scope
 from kindly.models import Account, Conversation
 from kindly.plans import Decision, Proposal, default_due_date, evaluate, installment_total, split_evenly
-from kindly.privacy import dob_matches
 from kindly.timeline import verification_locked
 from kindly.understanding import is_nonsense, names_account_holder, needs_confirmation, opt_out_reach
 
@@ -95,7 +94,8 @@ def prompt_for_stage(turn: Turn) -> None:
 
 
 def ask_dob(turn: Turn, *lead: str) -> None:
-    keys = [*lead, "ask_dob"] + (["ask_dob_keypad"] if turn.channel == "voice" else [])
+    """The question once per reply: after a wrong answer, the short form."""
+    keys = [*lead, "ask_dob_again" if lead else "ask_dob"] + (["ask_dob_keypad"] if turn.channel == "voice" else [])
     turn.reply(*keys)
 
 
@@ -150,6 +150,8 @@ def reroute(turn: Turn, chosen: Callable[[Turn], None]) -> Callable[[Turn], None
     party, and a high-stakes guess is confirmed before anything is done."""
     if turn.stage == "clarify" and chosen is not settle_clarification:
         resume_stage(turn)  # the customer moved on instead of answering the question
+    if turn.dob_check and turn.stage in ("opening", "right_party", "verify"):
+        return verify_identity if turn.stage == "verify" else confirm_right_party
     if is_nonsense(turn.text):
         return misunderstood
     if turn.stage in ("opening", "right_party") and turn.intent in NAME_ANSWER_INTENTS and names_account_holder(turn.text, turn.account.name):
@@ -173,7 +175,7 @@ def confirm_right_party(turn: Turn) -> None:
     turn.move_to("verify")
     if verification_locked(turn.session, turn.account.id):
         locked_out(turn)
-    elif turn.entity_date():
+    elif turn.dob_check:
         verify_identity(turn)
     else:
         ask_dob(turn)
@@ -189,15 +191,15 @@ def verify_identity(turn: Turn) -> None:
     if verification_locked(turn.session, turn.account.id):
         locked_out(turn)
         return
-    dob = turn.entity_date()
-    if dob and dob_matches(dob, turn.account.dob_hmac):
+    check = turn.dob_check
+    if check == "match":
         records.record_verification(turn.session, turn.account, turn.conversation, succeeded=True)
         turn.conversation.verified = True
         turn.set_slot("verified", True)
         disclose(turn)
         return
     stalls = int(turn.slot("stalls") or 0)
-    if not dob and not DIGITS.search(turn.text) and turn.intent not in ("inform", "nlu_fallback") and stalls < 1:
+    if not check and not DIGITS.search(turn.text) and turn.intent not in ("inform", "nlu_fallback") and stalls < 1:
         # Not an attempt at a date ("yes", "hang on"): ask again once without using up an attempt.
         turn.set_slot("stalls", stalls + 1)
         ask_dob(turn)
@@ -210,7 +212,7 @@ def verify_identity(turn: Turn) -> None:
         turn.reply("verification_failed")
         turn.end("verification_failed")
     else:
-        ask_dob(turn, "dob_mismatch" if dob else "dob_not_a_date")
+        ask_dob(turn, "dob_mismatch" if check else "dob_not_a_date")
 
 
 def disclose(turn: Turn) -> None:

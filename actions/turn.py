@@ -61,6 +61,12 @@ class Turn:
         return timeline
 
     @property
+    def dob_check(self) -> Optional[str]:
+        """"match" or "mismatch" when the customer gave a date of birth: the gateway checks it, so the date itself
+        never reaches the engine or its tracker store (channels/conversation.py)."""
+        return (self.tracker.latest_message.get("metadata") or {}).get("dob_check")
+
+    @property
     def confidence(self) -> float:
         return float((self.tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
 

@@ -3,7 +3,7 @@ conversation's metadata, and keeps the masked transcript."""
 import itertools
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.normalize import find_entities
 from kindly.db import session_scope
 from kindly.models import Account, Conversation, Handoff, TranscriptTurn
-from kindly.privacy import DOB_WITHHELD, mask_text
+from kindly.privacy import DOB_AGE_YEARS, DOB_WITHHELD, dob_matches, mask_text
 from kindly.settings import settings
 from kindly.timeline import account_timeline
 
@@ -77,26 +77,40 @@ def start_conversation(account_id: int, channel: str, direction: str, external_r
         return conversation.id
 
 
-def _begin_turn(conversation_id: str, said: Optional[str]) -> dict:
+def _begin_turn(conversation_id: str, said: Optional[str]) -> tuple[dict, Optional[str]]:
     """In one transaction: write down the customer's words (masked), and gather what the engine needs with
     them: whose conversation it is, the account's language, time zone and country, by which the extractor
-    resolves "next Friday" and reads 5/3/1985, and the account's timeline (kindly.timeline)."""
+    resolves "next Friday" and reads 5/3/1985, and the account's timeline (kindly.timeline).
+
+    The engine gets the words masked too: its tracker store keeps every message, so a date of birth, a card
+    number or an ID never reaches it. A date of birth is checked here instead, and the engine is told only
+    whether one was given and whether it matched (`dob_check`)."""
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         account = session.get(Account, conversation.account_id)
-        if said is not None:
-            masked = _masked_user_turn(said, account.timezone, conversation.stage)
-            session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=masked))
         today = datetime.now(ZoneInfo(account.timezone)).date()
-        return {
+        metadata = {
             "conversation_id": conversation.id, "account_id": account.id, "channel": conversation.channel,
             "direction": conversation.direction, "language": conversation.language, "timezone": account.timezone,
             "country": account.country, "timeline": account_timeline(session, account, today, conversation.id),
         }
+        if said is None:
+            return metadata, None
+        session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text=_masked_user_turn(said, today, conversation.stage)))
+        metadata["dob_check"] = _dob_check(said, account, today)
+        return metadata, mask_text(said, today)
 
 
-def _masked_user_turn(text: str, timezone: str, stage: str) -> str:
-    today = datetime.now(ZoneInfo(timezone)).date()
+def _dob_check(text: str, account: Account, today) -> Optional[str]:
+    """"match" or "mismatch" when the words hold a date that could be a date of birth; None otherwise."""
+    dates = [date.fromisoformat(e["value"]) for e in find_entities(text, today, account.country) if e["entity"] == "date"]
+    candidates = [d for d in dates if d.year <= today.year - DOB_AGE_YEARS]
+    if not candidates:
+        return None
+    return "match" if any(dob_matches(d, account.dob_hmac) for d in candidates) else "mismatch"
+
+
+def _masked_user_turn(text: str, today, stage: str) -> str:
     # Whatever is said while the bot waits for a date of birth is never written down.
     if stage in ("verify", "right_party") and _has_date(text, today):
         return DOB_WITHHELD
@@ -152,8 +166,8 @@ def send_message(conversation_id: str, text: str) -> BotReply:
     """One customer turn (or the opening, with START_TEXT): returns what the bot says and where it got to.
     NoReply when the bot has nothing to say: a failure, never a silent answer."""
     said = None if isinstance(text, _Opening) else clean_text(text)
-    metadata = _begin_turn(conversation_id, said)
-    message = START_TEXT if said is None else (not_a_command(said) or "...")
+    metadata, masked = _begin_turn(conversation_id, said)
+    message = START_TEXT if masked is None else (not_a_command(masked) or "...")
     messages = _ask_engine(_client, conversation_id, message, metadata)
     if not messages:
         raise NoReply(f"the engine said nothing in conversation {conversation_id}")

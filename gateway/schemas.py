@@ -6,6 +6,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kindly.account_fields import AccountFields, Country, Language, Segment, e164  # noqa: F401 (re-exported)
+from kindly.payments import PaymentFields
 
 Channel = Literal["voice", "sms"]
 
@@ -96,6 +97,8 @@ class InstallmentOut(BaseModel):
     seq: int
     due_date: date
     amount: Decimal
+    status: str  # open | kept | partially_kept | broken
+    paid: Decimal  # what the payments feed has put towards this part
 
 
 class PromiseOut(BaseModel):
@@ -108,7 +111,10 @@ class PromiseOut(BaseModel):
     plan_type: str
     installments: int
     total: Decimal
-    status: str
+    paid: Decimal
+    status: str  # open | kept | partially_kept | broken | cancelled
+    # The promise that replaced this one when the customer changed their plan (status "cancelled").
+    superseded_by_id: Optional[int] = None
     created_at: datetime
     schedule: list[InstallmentOut]
 
@@ -191,3 +197,63 @@ class NumberIn(BaseModel):
 
 class NumberOut(NumberIn):
     number: str
+
+
+class PaymentIn(PaymentFields):
+    """A payment from the bank's feed: {account_id or external_id, amount, currency?, paid_on, reference}."""
+
+
+class PaymentResultOut(BaseModel):
+    reference: str
+    status: Literal["recorded", "duplicate", "rejected"]
+    reason: Optional[str]
+    field: Optional[str]
+    payment_id: Optional[int]
+    account_id: Optional[int]
+
+
+class PaymentOut(BaseModel):
+    id: int
+    account_id: int
+    amount: Decimal
+    currency: str
+    paid_on: date
+    reference: str
+    source: str
+    created_at: datetime
+
+
+FollowUpStatus = Literal["open", "running", "done", "failed", "cancelled"]
+FollowUpKind = Literal["verify_payment", "callback", "reminder", "recontact"]
+
+
+class FollowUpOut(BaseModel):
+    id: int
+    account_id: int
+    conversation_id: Optional[str]
+    kind: str
+    due_on: date
+    due_at: Optional[datetime]
+    status: str
+    attempts: int
+    last_error: Optional[str]
+    note: str
+    handoff_id: Optional[int]
+    promise_id: Optional[int]
+    installment_id: Optional[int]
+    created_at: datetime
+    closed_at: Optional[datetime]
+
+
+class CampaignIn(BaseModel):
+    """POST /api/campaigns: who (a segment and/or a filter), the channel plan and the schedule (kindly/campaigns.py)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    segment: Optional[Segment] = None
+    filter: dict = Field(default_factory=dict, description="country, language, min_days_past_due, max_days_past_due, min_balance, external_ids")
+    plan: str = Field("sms,voice+24hx2", max_length=200, description="steps channel[+Nh][xR]: an SMS, then a call 24 h later retried twice")
+    starts_at: Optional[datetime] = None
+    calls_per_second: Decimal = Field(Decimal("1"), ge=Decimal("0.01"), le=100)
+    texts_per_second: Decimal = Field(Decimal("1"), ge=Decimal("0.01"), le=100)

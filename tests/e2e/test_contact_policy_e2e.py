@@ -1,37 +1,13 @@
 """The contact policy through the real API: simultaneous requests for one account never pass the cap, and the
 simulator (standing in for Twilio) sees exactly the calls that were placed."""
-import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
 import httpx
 
-from kindly.contact_policy import contact_zones
-from kindly.models import Account
 from tests.conftest import ADMIN_HEADERS, GATEWAY_URL, SIMULATOR_URL
 from tests.e2e.helpers import new_account
-
-# Phones whose number says the same time zone as the account, around the clock, for a daytime call now.
-PHONES = [
-    ("+1212555{:04d}", "America/New_York"), ("+1415555{:04d}", "America/Los_Angeles"),
-    ("+1808555{:04d}", "Pacific/Honolulu"), ("+1671555{:04d}", "Pacific/Guam"),
-    ("+442079460{:03d}", "Europe/London"), ("+8613800{:06d}", "Asia/Shanghai"),
-]
-
-
-def daytime_phone() -> tuple[str, str]:
-    """A phone and time zone where it is between 09:00 and 19:00 now, in every zone the policy sees for them:
-    far from the window's edges for the length of the test."""
-    now = datetime.now(timezone.utc)
-    for pattern, zone in PHONES:
-        phone = pattern.format(random.randrange(1000))
-        zones = contact_zones(Account(phone=phone, timezone=zone, country="US"))
-        if all(9 <= now.astimezone(ZoneInfo(z)).hour < 19 for z in zones):
-            return phone, zone
-    raise AssertionError(f"no daytime phone at {now:%H:%M} UTC")
-
+from tests.e2e.twilio_peer import daytime_phone
 
 def test_twelve_simultaneous_calls_for_one_us_account_place_exactly_seven(api):
     phone, zone = daytime_phone()

@@ -9,13 +9,19 @@ import pytest
 from kindly.texts import say
 from tests.conftest import GATEWAY_URL, SIMULATOR_URL, ZH_ACCOUNT
 from tests.e2e.helpers import DEBT_WORDS, new_account
-from tests.e2e.twilio_peer import Call, post_signed, replies, sms, spoken, zone_where_hour_is
+from tests.e2e.twilio_peer import Call, daytime_phone, post_signed, replies, sms, spoken, zone_where_hour_is
 
 LANG = {"en": {}, "zh": ZH_ACCOUNT}
 
 
 def daytime_account(api, language="en", **overrides):
-    return new_account(api, **{**LANG[language], "timezone": zone_where_hour_is(10, 18), **overrides})
+    phone, zone = daytime_phone()
+    return new_account(api, **{**LANG[language], "phone": phone, "timezone": zone, **overrides})
+
+
+def reference(promise: dict, language: str) -> str:
+    """How the confirmation SMS names the promise."""
+    return f"Reference {promise['id']}" if language == "en" else f"编号{promise['id']}"
 
 
 def sim(method: str, path: str, **kwargs) -> httpx.Response:
@@ -49,7 +55,7 @@ def test_outbound_call_ends_in_an_installment_promise(api, language):
     assert conversation["channel"] == "voice" and conversation["direction"] == "outbound"
     assert conversation["verified"] and conversation["disposition"] == "promise_to_pay"
     texts = [m for m in sim("GET", "/sim/messages").json() if m["to"] == account["phone"]]
-    assert texts and f"#{promise['id']}" in texts[-1]["body"]
+    assert texts and reference(promise, language) in texts[-1]["body"]
 
 
 @pytest.mark.parametrize("language, lines", [
@@ -63,7 +69,7 @@ def test_inbound_sms_conversation_ends_in_a_deferral(api, language, lines):
     assert all(said), said
     [promise] = api.get("/api/promises", params={"account_id": account["id"]}).json()
     assert promise["plan_type"] == "deferral" and Decimal(promise["amount"]) == Decimal(account["minimum_due"])
-    assert f"#{promise['id']}" in said[-1][-1]
+    assert reference(promise, language) in said[-1][-1]
     [conversation] = api.get("/api/conversations", params={"account_id": account["id"]}).json()
     assert conversation["channel"] == "sms" and conversation["direction"] == "inbound"
 

@@ -1,8 +1,10 @@
 """Plays Twilio towards the gateway in tests: signed webhook requests (the real twilio RequestValidator) and
 the TwiML answers parsed."""
+import itertools
+import os
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 from zoneinfo import ZoneInfo
 
@@ -23,8 +25,33 @@ ZONES = [
 ]
 
 
+# Phones whose number says the same time zone as the account, around the clock, for a daytime contact now. The
+# suffixes start at 5000, above the ones tests/conftest.py hands out, so no two test accounts share a phone.
+DAYTIME_PHONES = [
+    ("+1212555{:04d}", "America/New_York"), ("+1415555{:04d}", "America/Los_Angeles"),
+    ("+1808555{:04d}", "Pacific/Honolulu"), ("+1671555{:04d}", "Pacific/Guam"),
+    ("+44207946{:04d}", "Europe/London"), ("+861380000{:04d}", "Asia/Shanghai"),
+]
+_daytime_serial = itertools.count(5000 + os.getpid() % 4000)
+
+
 def zone_where_hour_is(low: int, high: int) -> str:
     return next(z for z in ZONES if low <= datetime.now(ZoneInfo(z)).hour < high)
+
+
+def daytime_phone() -> tuple[str, str]:
+    """A phone and time zone where it is between 09:00 and 19:00 now, in every zone the contact policy sees for
+    them: far from the window's edges for the length of the test."""
+    from kindly.contact_policy import contact_zones
+    from kindly.models import Account
+
+    now = datetime.now(timezone.utc)
+    serial = next(_daytime_serial) % 10_000
+    for pattern, zone in DAYTIME_PHONES:
+        phone = pattern.format(serial)
+        if all(9 <= now.astimezone(ZoneInfo(z)).hour < 19 for z in contact_zones(Account(phone=phone, timezone=zone, country="US"))):
+            return phone, zone
+    raise AssertionError(f"no daytime phone at {now:%H:%M} UTC")
 
 
 def post_signed(url: str, params: dict, token: str = AUTH_TOKEN) -> httpx.Response:
