@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from channels.conversation import EngineUnavailable
 from channels import sms, status, voice
-from gateway import api, console, imports, operations
+from gateway import api, campaigns, console, imports, operations
 from kindly.settings import settings
 
 logger = logging.getLogger("kindly.gateway")
@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(operations.router)
     app.include_router(imports.router)
+    app.include_router(campaigns.router)
     app.include_router(voice.router)
     app.include_router(sms.router)
     app.include_router(status.router)

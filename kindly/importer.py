@@ -195,6 +195,11 @@ def parse_date(value) -> date:
     raw = text(value)
     if not raw:
         raise ValueError("required")
+    if len(raw) == 10 and raw[4] == "-":
+        try:
+            return date.fromisoformat(raw)  # the usual case, and much faster than strptime
+        except ValueError:
+            pass
     if match := CN_DATE.match(raw):
         try:
             return date(*map(int, match.groups()))
@@ -242,12 +247,13 @@ def bank_flagged(value, policy: Policy) -> bool:
     raise ValueError(f"unknown risk value {text(value)!r} (see segments in kindly/policy.yml)")
 
 
-def timezone_of_phone(phone: str, country: str) -> str:
-    """The one time zone of a number's area, or "" when it spans several (or is unknown)."""
-    try:
-        zones = phone_timezones.time_zones_for_number(phonenumbers.parse(phone, country))
-    except phonenumbers.NumberParseException:
-        return ""
+def timezone_of_phone(e164_phone: str) -> str:
+    """The one time zone of a valid E.164 number's area, or "" when it spans several (or is unknown). Country
+    calling codes are prefix-free, so the first known prefix is the code (no second parse of the number)."""
+    digits = e164_phone[1:]
+    code = next(int(digits[:n]) for n in (1, 2, 3) if int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(digits[len(str(code)):]))
+    zones = phone_timezones.time_zones_for_geographical_number(number)
     return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else ""
 
 
@@ -269,12 +275,12 @@ def clean_row(number: int, raw: dict, policy: Policy) -> Cleaned:
         unusable.update(name for name in ("language", "currency") if not fields[name])  # the country's error says why
     if fields["card_last4"].isdigit() and len(fields["card_last4"]) < 4:
         fields["card_last4"] = fields["card_last4"].zfill(4)  # a spreadsheet that read 0042 as a number
-    if not fields["timezone"]:
-        fields["timezone"] = DEFAULT_TIMEZONE.get(country) or timezone_of_phone(fields["phone"], country)
-        if not fields["timezone"]:
-            unusable.add("timezone")  # the phone's own error, if it has one, says why
-            if country in DEFAULT_LANGUAGE and _valid_phone(fields["phone"], country):
-                rejections.append(Rejection(number, "timezone", "required: the phone's area spans several time zones"))
+    zone_from_phone = not fields["timezone"] and country not in DEFAULT_TIMEZONE
+    if zone_from_phone:
+        # Checked against the phone once the rules have normalised it: a stand-in until then.
+        fields["timezone"] = "UTC"
+    elif not fields["timezone"]:
+        fields["timezone"] = DEFAULT_TIMEZONE.get(country, "")
     for name, parse in (("balance", parse_money), ("minimum_due", parse_money), ("days_past_due", parse_days),
                         ("due_date", parse_date), ("date_of_birth", parse_date)):
         try:
@@ -296,20 +302,16 @@ def clean_row(number: int, raw: dict, policy: Policy) -> Cleaned:
             if name not in unusable:
                 rejections.append(Rejection(number, name, reason_of(e)))
         return sorted(rejections, key=lambda r: FIELDS.index(r.field) if r.field in FIELDS else len(FIELDS))
+    zone = timezone_of_phone(account.phone) if zone_from_phone else account.timezone
+    if not zone:
+        rejections.append(Rejection(number, "timezone", "required: the phone's area spans several time zones"))
     if rejections:
         return rejections
     return CleanRow(number, (
-        account.external_id, account.name, account.phone, account.language, account.timezone, account.country,
+        account.external_id, account.name, account.phone, account.language, zone, account.country,
         account.currency, account.balance, account.minimum_due, account.days_past_due, account.due_date,
         account.card_last4, segment_for(account.days_past_due, policy, flagged),
     ), account.date_of_birth)
-
-
-def _valid_phone(phone: str, country: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(phone, country))
-    except phonenumbers.NumberParseException:
-        return False
 
 
 def clean_chunk(rows: list[tuple[int, dict]]) -> list[Cleaned]:
@@ -468,7 +470,8 @@ def shared_phones(connection: Connection, phones: set[str]) -> list[dict]:
 
 
 def same_person_key(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    """Names compared without case or spaces: "王 芳" is "王芳", "ALEX  MORGAN" is "Alex Morgan"."""
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 # ---------------------------------------------------------------------------------------------- the whole import

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from kindly.settings import ROOT
 
 EMBEDDED_BROKER_URL = f"sqla+sqlite:///{ROOT / 'var' / 'celery-broker.db'}"
-TASK_MODULES = ["kindly.tasks"]
+TASK_MODULES = ["kindly.tasks", "kindly.campaigns"]
 SWEEP_SECONDS = 60.0
 # The SQLAlchemy transport keeps each delivered message as a row marked invisible; a day later it goes.
 KEEP_DELIVERED = timedelta(days=1)
