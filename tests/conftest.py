@@ -161,7 +161,8 @@ def _assert_nothing_leaked(log_dir: Path) -> None:
     names = {account_fields()["name"], ZH_ACCOUNT["name"]}
     hits = find_leaks(secrets, log_dir, database_urls, names, allowed={("accounts", "dob_hmac")})
     if hits:
-        pytest.fail(f"{len(hits)} secrets leaked into logs or the database:\n" + "\n".join(hits[:50]), pytrace=False)
+        pytest.fail(f"{len(hits)} secrets leaked into the logs or databases under {_TMP} (tests/conftest.py, "
+                    "find_leaks):\n" + "\n".join(hits[:50]), pytrace=False)
 
 
 @pytest.fixture(scope="session")
