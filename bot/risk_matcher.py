@@ -55,6 +55,7 @@ MAX_PHRASES_PER_TEMPLATE = 20000  # a typo in a template should fail loudly, not
 
 _CJK = re.compile("[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_OR_DIGIT = re.compile("[A-Za-z0-9]")
+_SHOUTED = re.compile(r"\b[A-Z][A-Z']+\b")  # "DON'T": spaCy splits contractions in lower or title case only
 _QUOTES = {"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'}
 
 
@@ -63,7 +64,7 @@ def _view(text: Text, blank_cjk: bool) -> Tuple[Text, List[int]]:
 
     Folds full-width forms and curly quotes, collapses whitespace runs into one space (spaCy makes
     a token of extra spaces, which would split a phrase) and, for the English view, turns CJK
-    characters into spaces.
+    characters into spaces and shouted words into lower case.
     """
     chars: List[Text] = []
     index: List[int] = []
@@ -79,7 +80,10 @@ def _view(text: Text, blank_cjk: bool) -> Tuple[Text, List[int]]:
             char = " "
         chars.append(char)
         index.append(i)
-    return "".join(chars), index
+    view = "".join(chars)
+    if blank_cjk:
+        view = _SHOUTED.sub(lambda m: m.group().lower(), view)
+    return view, index
 
 
 def _expand(template: List[Any], joiner: Text) -> List[Text]:
