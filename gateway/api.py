@@ -1,7 +1,8 @@
-"""The REST API (/api): accounts, conversations, promises and handoffs."""
-from typing import Annotated, Optional
+"""The REST API (/api): accounts, conversations, promises, handoffs, payments and follow-ups."""
+from decimal import Decimal
+from typing import Annotated, Optional, Union
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -16,13 +17,19 @@ from gateway.schemas import (
     FlagChangeIn,
     FlagRecordOut,
     HandoffOut,
+    FollowUpKind,
+    FollowUpOut,
+    FollowUpStatus,
+    PaymentIn,
+    PaymentOut,
+    PaymentResultOut,
     PromiseOut,
     e164,
 )
 from kindly.accounts import DuplicateAccount, create_account
 from kindly.db import session_scope
-from kindly import records
-from kindly.models import FLAGS, Account, Conversation, Handoff, Promise
+from kindly import payments, records
+from kindly.models import FLAGS, Account, Conversation, FollowUp, Handoff, Payment, Promise
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -132,8 +139,9 @@ def list_promises(account_id: RowId, session: Session = Depends(db)) -> list[Pro
     )
     return [
         PromiseOut(
-            **{name: getattr(p, name) for name in PromiseOut.model_fields if name != "schedule"},
-            schedule=[{"seq": s.seq, "due_date": s.due_date, "amount": s.amount} for s in p.schedule],
+            **{name: getattr(p, name) for name in PromiseOut.model_fields if name not in ("schedule", "paid")},
+            paid=sum((s.paid for s in p.schedule), Decimal("0")),
+            schedule=[{"seq": s.seq, "due_date": s.due_date, "amount": s.amount, "status": s.status, "paid": s.paid} for s in p.schedule],
         )
         for p in promises
     ]
@@ -151,3 +159,40 @@ def list_handoffs(
     if status is not None:
         query = query.where(Handoff.status == status)
     return [HandoffOut.model_validate(h, from_attributes=True) for h in session.scalars(query.limit(500))]
+
+
+@router.post("/payments", response_model=list[PaymentResultOut])
+def post_payments(body: Annotated[Union[PaymentIn, list[PaymentIn]], Body()]) -> list[PaymentResultOut]:
+    """The bank's payments feed, one payment or a list (at most 1000): each recorded once by its reference and
+    matched to the account's promise. Each gets a result: recorded, duplicate, or rejected with the reason."""
+    items = body if isinstance(body, list) else [body]
+    if len(items) > 1000:
+        raise HTTPException(status_code=422, detail="at most 1000 payments in one request")
+    with session_scope() as session:
+        return [PaymentResultOut(**vars(payments.record_payment(session, item, "api"))) for item in items]
+
+
+@router.get("/payments", response_model=list[PaymentOut])
+def list_payments(account_id: RowId, session: Session = Depends(db)) -> list[PaymentOut]:
+    get_account_or_404(session, account_id)
+    rows = session.scalars(select(Payment).where(Payment.account_id == account_id).order_by(Payment.paid_on, Payment.id))
+    return [PaymentOut.model_validate(p, from_attributes=True) for p in rows]
+
+
+@router.get("/follow-ups", response_model=list[FollowUpOut])
+def list_follow_ups(
+    account_id: Optional[RowId] = None,
+    status: Optional[FollowUpStatus] = None,
+    kind: Optional[FollowUpKind] = None,
+    session: Session = Depends(db),
+) -> list[FollowUpOut]:
+    """Reminders, callbacks, re-contacts and payment checks, with what became of them (kindly/tasks.py);
+    `?status=failed` lists the ones that failed for good, each with its last error."""
+    query = select(FollowUp).order_by(FollowUp.id)
+    if account_id is not None:
+        query = query.where(FollowUp.account_id == account_id)
+    if status is not None:
+        query = query.where(FollowUp.status == status)
+    if kind is not None:
+        query = query.where(FollowUp.kind == kind)
+    return [FollowUpOut.model_validate(f, from_attributes=True) for f in session.scalars(query.limit(500))]

@@ -19,6 +19,8 @@ def _print_json(data) -> None:
 def import_command(args: argparse.Namespace) -> int:
     from kindly.importer import ImportRefused, run_import
 
+    if args.payments:
+        return payments_command(args)
     bars: list[tqdm] = []
 
     def on_total(total: int) -> None:
@@ -49,6 +51,28 @@ def import_command(args: argparse.Namespace) -> int:
         rule = "one contact per step" if shared["same_name"] else "held for review (different names)"
         print(f"  phone {shared['phone']} shared by {', '.join(shared['external_ids'])}: {rule}")
     print(f"  import id          {report['id']}")
+    return 0
+
+
+def payments_command(args: argparse.Namespace) -> int:
+    """`kindly import --payments FILE`: the bank's payments feed (kindly/payments.py)."""
+    from kindly.importer import ImportRefused
+    from kindly.payments import import_payments_file
+
+    try:
+        report = import_payments_file(args.file)
+    except (ImportRefused, FileNotFoundError) as error:
+        print(f"kindly import --payments: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"{report['file']} ({report['encoding']}): {report['rows']} payments")
+    print(f"  {'recorded':18} {report['recorded']}\n  {'duplicates':18} {report['duplicates']}\n  {'rejected':18} {len(report['rejected'])}")
+    for rejection in report["rejected"][: args.show]:
+        print(f"  row {rejection['row']}: {rejection['field']}: {rejection['reason']}")
+    if len(report["rejected"]) > args.show:
+        print(f"  ... {len(report['rejected']) - args.show} more (--json shows them all)")
     return 0
 
 
@@ -95,6 +119,8 @@ def parser() -> argparse.ArgumentParser:
     imports.add_argument("--json", action="store_true", help="print the whole report as JSON")
     imports.add_argument("--show", type=int, default=20, help="rejections listed (default 20)")
     imports.add_argument("--quiet", action="store_true", help="no progress bar")
+    imports.add_argument("--payments", action="store_true",
+                         help="FILE is the payments feed: account_id or external_id, amount, paid_on, reference, currency (optional)")
     imports.set_defaults(run=import_command)
 
     campaign = commands.add_parser("campaign", help="create, start, pause, resume a campaign, or show its progress")

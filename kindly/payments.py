@@ -177,6 +177,7 @@ def import_payments_file(path: Union[str, Path], now: Optional[datetime] = None)
             _write_chunk(chunk, report, now)
             chunk = []
     _write_chunk(chunk, report, now)
+    report["rejected"].sort(key=lambda rejection: rejection["row"])
     return report
 
 

@@ -17,21 +17,19 @@ window, a cap) moves the follow-up to the next moment allowed; any other ends it
 """
 import logging
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Optional, Union
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
-from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
 from channels import voice
-from channels.outbound import place_call
+from channels.outbound import place_call, send_text
 from channels.outcomes import notify_agent_of_handoff
-from channels.twilio_edge import SAY_LANGUAGES, TWILIO_ERRORS, our_number, rest_client, send_sms, voice_for
+from channels.twilio_edge import SAY_LANGUAGES, TWILIO_ERRORS, our_number, voice_for
 from kindly import follow_through, formatting, records
 from kindly.contact_policy import Refusal, contact_zones, reserve_contact
 from kindly.db import session_scope
@@ -314,12 +312,12 @@ def remind(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outcome
     today = local_today(account, at)
     if today > part.due_date:
         return Outcome("cancelled", "the due date has passed")
-    phone, body = account.phone, say(
+    body = say(
         "reminder_sms_due" if today == part.due_date else "reminder_sms_before", account.language,
         amount=formatting.money(remaining, promise.currency, account.language),
         date=formatting.day(part.due_date, account.language),
     )
-    return Contact(account.id, "sms", "reminder", lambda reserved: _text(reserved, phone, body), "reminder sent")
+    return Contact(account.id, "sms", "reminder", lambda reserved: send_text(reserved, body), "reminder sent")
 
 
 def recontact(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outcome, Contact]:
@@ -347,8 +345,8 @@ def call_back(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outc
     response = VoiceResponse()
     response.say(say("callback_connecting", account.language), voice=voice_for(number, account.language), language=SAY_LANGUAGES[account.language])
     response.append(voice.dial_agent(agent_line, handoff.conversation_id, handoff.id))
-    phone, twiml = account.phone, str(response)
-    return Contact(account.id, "voice", "callback", lambda reserved: _call(reserved, phone, twiml), f"callback to a colleague placed (handoff #{handoff.id})")
+    twiml = str(response)
+    return Contact(account.id, "voice", "callback", lambda reserved: place_call(reserved, twiml), f"callback to a colleague placed (handoff #{handoff.id})")
 
 
 def verify_payment(session: Session, follow_up: FollowUp, at: datetime) -> Outcome:
@@ -366,44 +364,3 @@ def verify_payment(session: Session, follow_up: FollowUp, at: datetime) -> Outco
 
 
 HANDLERS = {"reminder": remind, "recontact": recontact, "callback": call_back, "verify_payment": verify_payment}
-
-
-# ---------------------------------------------------------------------------------------------- Twilio
-# TODO(channels/outbound.py): once it offers sending a text and placing a call with given TwiML for a reserved
-# attempt, use those instead of _text, _call and _settled here.
-
-def _text(reserved: ContactAttempt, phone: str, body: str) -> None:
-    with _settled_on_failure(reserved):
-        sid = send_sms(phone, body)
-    _settle(reserved, "sent", external_ref=sid)
-
-
-def _call(reserved: ContactAttempt, phone: str, twiml: str) -> None:
-    with _settled_on_failure(reserved):
-        call = rest_client().calls.create(
-            to=phone, from_=settings.twilio_phone_number, twiml=twiml,
-            status_callback=f"{settings.public_base_url}/twilio/status",
-            status_callback_event=["initiated", "ringing", "answered", "completed"],
-        )
-    _settle(reserved, "initiated", external_ref=call.sid)
-
-
-@contextmanager
-def _settled_on_failure(reserved: ContactAttempt) -> Iterator[None]:
-    """Twilio refusing the request means nothing went out ("failed"); after any other error it may have."""
-    try:
-        yield
-    except TwilioRestException:
-        _settle(reserved, "failed")
-        raise
-    except Exception:
-        _settle(reserved, "unconfirmed")
-        raise
-
-
-def _settle(reserved: ContactAttempt, outcome: str, **fields) -> None:
-    with session_scope() as session:
-        attempt = session.get(ContactAttempt, reserved.id)
-        attempt.outcome = outcome
-        for name, value in fields.items():
-            setattr(attempt, name, value)
