@@ -463,20 +463,32 @@ nlu:
   examples: |
     - yes
     - yeah that's me
+    - speaking
+    - correct
     - 是我
     - 对
+    - 是的
+    - 没错
 - intent: reason_job_loss
   examples: |
     - i lost my job
     - got laid off last month
+    - my company let me go
+    - i'm unemployed now
     - 我失业了
     - 公司裁员了
+    - 我被辞退了
+    - 工作丢了
 - intent: ask_how_to_pay
   examples: |
     - how do i pay
     - where can i make a payment
+    - how can i pay this
+    - what are the ways to pay
     - 怎么还款
     - 在哪里还钱
+    - 还款方式有哪些
+    - 我该怎么还
 """
 
 
