@@ -150,10 +150,8 @@ class _LanguageMatcher:
         if not view.strip():
             return []
         doc = self.nlp.make_doc(view)
-        found = [
-            (self.nlp.vocab.strings[match_id], doc[start:end])
-            for match_id, start, end in itertools.chain(self.phrases(doc), self.patterns(doc))
-        ]
+        hits = self.phrases(doc) + (self.patterns(doc) if len(self.patterns) else [])
+        found = [(self.nlp.vocab.strings[match_id], doc[start:end]) for match_id, start, end in hits]
         matches = []
         for category in {label for label, _ in found if not label.endswith(UNLESS)}:
             exceptions = [span for label, span in found if label == category + UNLESS]
