@@ -11,7 +11,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
-.PHONY: run test chat setup unit engine-test rasa-test bench clean
+.PHONY: run run-production test chat setup unit engine-test rasa-test bench soak clean
 
 setup: .venv-engine/.done .venv-app/.done $(MODEL)
 
@@ -33,6 +33,11 @@ $(MODEL): .venv-engine/.done config.yml domain.yml $(NLU_DATA) $(wildcard bot/*.
 run: setup
 	$(APP)/python -m scripts.run
 
+# PostgreSQL (DATABASE_URL=postgresql://...), Redis (REDIS_URL), ENGINE_INSTANCES engines and GATEWAY_WORKERS
+# gateway workers (2 and 2 by default), the action server: see the README's production profile.
+run-production: setup
+	KINDLY_PROFILE=production $(APP)/python -m scripts.run
+
 chat: setup
 	$(APP)/python -m scripts.chat $(ACCOUNT)
 
@@ -45,6 +50,10 @@ test: setup
 bench: setup
 	$(ENGINE)/python bench/nlu_eval.py
 	$(APP)/python bench/turn_latency.py
+
+# 50 concurrent simulated calls for 5 minutes through the webhooks (bench/soak.py --help for the options).
+soak: setup
+	$(APP)/python bench/soak.py
 
 clean:
 	rm -rf .venv-engine .venv-app models results var
