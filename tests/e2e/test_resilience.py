@@ -1,6 +1,7 @@
 """Webhooks under retries and failures, end to end: copies of one webhook make one turn, a customer's text is
 never a Rasa command, and when the engine, the action server or the database fails the customer still gets a
 polite answer in TwiML, while an opt-out is never lost."""
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -24,7 +25,7 @@ from twilio.request_validator import RequestValidator
 AGENT_LINE = "+15005550100"
 CALLBACK = "+18005550199"
 # Ports of this module's own processes, next to the shared stack's.
-DEAD_ENGINE_PORT, DEAD_ACTION_PORT, SPARE_ENGINE_PORT = ENGINE_PORT + 4, ACTION_PORT + 4, ENGINE_PORT + 1
+DEAD_ENGINE_PORT, DEAD_ACTION_PORT, SPARE_ENGINE_PORT, HUNG_ENGINE_PORT = ENGINE_PORT + 4, ACTION_PORT + 4, ENGINE_PORT + 1, ENGINE_PORT + 5
 BROKEN_GATEWAY_PORT, READ_ONLY_GATEWAY_PORT = GATEWAY_PORT + 10, GATEWAY_PORT + 11
 LANG = {"en": {}, "zh": ZH_ACCOUNT}
 
@@ -123,14 +124,17 @@ def _spare_gateway(port: int, logs: Path, name: str, **env) -> subprocess.Popen:
     return gateway
 
 
-@pytest.fixture(scope="module", params=["engine_down", "action_server_down"])
+@pytest.fixture(scope="module", params=["engine_down", "engine_hangs", "action_server_down"])
 def broken_gateway(request, stack):
-    """A gateway whose engine is not there, or whose engine's action server is not there. The shared stack
-    stays untouched; its database and Twilio simulator are shared."""
+    """A gateway whose engine is not there, takes connections and never answers, or has no action server. The
+    shared stack stays untouched; its database and Twilio simulator are shared."""
     logs, processes = stack["logs"], []
+    hung = socket.create_server(("127.0.0.1", HUNG_ENGINE_PORT), backlog=64)  # never accepts: the kernel does
     try:
         if request.param == "engine_down":
             engine_url = f"http://127.0.0.1:{DEAD_ENGINE_PORT}"
+        elif request.param == "engine_hangs":
+            engine_url = f"http://127.0.0.1:{HUNG_ENGINE_PORT}"
         else:
             env = services.base_env()
             processes.append(services.start_engine(SPARE_ENGINE_PORT, DEAD_ACTION_PORT, env, logs / "engine-no-actions.log"))
@@ -140,6 +144,7 @@ def broken_gateway(request, stack):
         yield f"http://127.0.0.1:{BROKEN_GATEWAY_PORT}"
     finally:
         services.stop(*processes)
+        hung.close()
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
