@@ -1,0 +1,277 @@
+"""Campaign simulation: 30 days of weekly campaigns in simulated time, with the real campaign dispatcher and
+the real contact policy (kindly/campaigns.py, kindly/contact_policy.py) on a throwaway SQLite database, and
+Twilio and the customers faked in process. Customers answer or not, reach voicemail, talk, pass
+verification, promise, pay or break the promise, reply to texts and opt out, at random (seeded).
+
+    .venv-app/bin/python bench/campaign_sim.py --accounts 100000
+    .venv-app/bin/python bench/campaign_sim.py --accounts 5000 --days 30
+
+Prints the contacts, right-party contacts, promises kept and broken, then the violations the separate
+checker (bench/contact_log_checker.py, which shares no code with the policy) finds in the contact log.
+"""
+import argparse
+import heapq
+import itertools
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # a Monday; the US changes to summer time on 8 March
+TICK = timedelta(minutes=15)
+PLAN = "sms,voice+3hx2,voice+24hx1"
+PLACES = [("US", "America/Denver", "+1303{n:07d}"), ("US", "America/New_York", "+1212{n:07d}"),
+          ("US", "America/Los_Angeles", "+1415{n:07d}"), ("CN", "Asia/Shanghai", "+86138{n:08d}")]
+
+
+@dataclass
+class Customer:
+    answers: float  # chance of picking up a call
+    voicemail: float  # chance that an unanswered call reaches voicemail
+    replies: float  # chance of replying to a text
+    right_party: float
+    promises: float
+    keeps: float
+    opts_out: float
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class SimPacer:
+    """The one-token bucket in simulated time: waiting moves the simulated clock on."""
+
+    def __init__(self, clock: Clock):
+        self.clock, self.next_slot = clock, {}
+
+    def reserve_slot(self, bucket: str, per_second: float) -> float:
+        now = self.clock.now.timestamp()
+        slot = max(now, self.next_slot.get(bucket, now))
+        self.next_slot[bucket] = slot + 1 / per_second
+        return slot - now
+
+
+class World:
+    """The customers and the fake Twilio: what each contact leads to, written where the real channels write it."""
+
+    def __init__(self, clock: Clock, seed: int):
+        self.clock, self.rng = clock, random.Random(seed)
+        self.customers: dict[int, Customer] = {}
+        self.events: list = []  # (time, seq, callable)
+        self.seq = itertools.count()
+        self.stats = dict(contacts=0, calls=0, texts=0, answered=0, voicemail=0, right_party=0, promises=0, kept=0,
+                          broken=0, opt_outs=0, sms_replies=0)
+
+    def customer(self, account_id: int) -> Customer:
+        if account_id not in self.customers:
+            r = self.rng
+            self.customers[account_id] = Customer(answers=r.uniform(0.1, 0.6), voicemail=r.uniform(0.2, 0.5),
+                                                  replies=r.uniform(0.05, 0.4), right_party=r.uniform(0.7, 0.95),
+                                                  promises=r.uniform(0.2, 0.6), keeps=r.uniform(0.3, 0.9),
+                                                  opts_out=r.uniform(0.0, 0.08))
+        return self.customers[account_id]
+
+    def later(self, delay: timedelta, action) -> None:
+        heapq.heappush(self.events, (self.clock.now + delay, next(self.seq), action))
+
+    def run_events(self, until: datetime) -> None:
+        while self.events and self.events[0][0] <= until:
+            at, _, action = heapq.heappop(self.events)
+            action(at)
+
+    # ---------------------------------------------------------------- fake Twilio
+    def send(self, reserved):
+        from kindly.db import session_scope
+        from kindly.models import ContactAttempt, Conversation
+
+        customer, now = self.customer(reserved.account_id), self.clock.now
+        self.stats["contacts"] += 1
+        with session_scope() as session:
+            attempt = session.get(ContactAttempt, reserved.id)
+            attempt.external_ref = f"SIM{reserved.id}"
+            if reserved.channel == "sms":
+                self.stats["texts"] += 1
+                conversation = Conversation(account_id=reserved.account_id, channel="sms", direction="outbound", language="en",
+                                            started_at=now, last_activity_at=now)
+                session.add(conversation)
+                session.flush()
+                attempt.outcome, attempt.connected, attempt.conversation_id = "sent", True, conversation.id
+                if self.rng.random() < customer.replies:
+                    conversation_id = conversation.id
+                    self.later(timedelta(minutes=self.rng.randint(2, 180)), lambda at: self.sms_reply(reserved.account_id, conversation_id, at))
+            else:
+                self.stats["calls"] += 1
+                if self.rng.random() < customer.answers:
+                    attempt.outcome, attempt.connected = "answered", True
+                    self.stats["answered"] += 1
+                    self.conversation(session, reserved.account_id, "voice", now)
+                else:
+                    voicemail = self.rng.random() < customer.voicemail
+                    self.stats["voicemail"] += voicemail
+                    attempt.outcome = "voicemail" if voicemail else self.rng.choice(["no_answer", "no_answer", "busy", "failed"])
+            session.flush()
+            return attempt
+
+    def sms_reply(self, account_id: int, conversation_id: str, at: datetime) -> None:
+        from kindly.db import session_scope
+        from kindly.models import TranscriptTurn
+
+        self.stats["sms_replies"] += 1
+        with session_scope() as session:
+            session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text="(reply)", at=at))
+            self.conversation(session, account_id, "sms", at, existing=conversation_id)
+
+    def conversation(self, session, account_id: int, channel: str, at: datetime, existing: str = "") -> None:
+        """A person on the line or in the thread: opt out, fail the right-party check, or talk (and maybe promise)."""
+        from kindly.models import Conversation, OptOut, Promise, PromiseInstallment, TranscriptTurn
+
+        customer = self.customer(account_id)
+        conversation = session.get(Conversation, existing) if existing else Conversation(
+            account_id=account_id, channel=channel, direction="outbound", language="en", started_at=at, last_activity_at=at)
+        session.add(conversation)
+        session.flush()
+        if not existing:
+            session.add(TranscriptTurn(conversation_id=conversation.id, role="user", text="(hello)", at=at))
+        if self.rng.random() < customer.opts_out:
+            if not session.query(OptOut).filter_by(account_id=account_id, channel=channel).first():
+                session.add(OptOut(account_id=account_id, channel=channel, at=at, conversation_id=conversation.id))
+                self.stats["opt_outs"] += 1
+            conversation.disposition = "opted_out"
+            return
+        if self.rng.random() >= customer.right_party:
+            conversation.disposition = "third_party"
+            return
+        conversation.verified = True
+        self.stats["right_party"] += 1
+        if self.rng.random() < customer.promises:
+            due = (at + timedelta(days=self.rng.randint(2, 10))).date()
+            promise = Promise(account_id=account_id, conversation_id=conversation.id, amount=Decimal("100.00"), currency="USD",
+                              due_date=due, plan_type="partial", installments=1, total=Decimal("100.00"), status="open", created_at=at)
+            session.add(promise)
+            session.flush()
+            session.add(PromiseInstallment(promise_id=promise.id, seq=1, due_date=due, amount=Decimal("100.00")))
+            conversation.disposition = "promise_to_pay"
+            self.stats["promises"] += 1
+            promise_id = promise.id
+            settle_at = datetime.combine(due + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+            self.later(settle_at - self.clock.now, lambda when: self.settle(promise_id, account_id))
+        else:
+            conversation.disposition = "no_commitment"
+
+    def settle(self, promise_id: int, account_id: int) -> None:
+        """The payments feed, the day after the promised date: kept (the account is paid off) or broken."""
+        from kindly.db import session_scope
+        from kindly.models import Account, Promise
+
+        kept = self.rng.random() < self.customer(account_id).keeps
+        with session_scope() as session:
+            session.get(Promise, promise_id).status = "kept" if kept else "broken"
+            if kept:
+                account = session.get(Account, account_id)
+                account.days_past_due, account.balance = 0, Decimal("0.01")
+        self.stats["kept" if kept else "broken"] += 1
+
+
+def make_accounts(count: int, seed: int) -> None:
+    from sqlalchemy import insert
+
+    from kindly.db import get_engine
+    from kindly.models import Account
+
+    rng, rows = random.Random(seed), []
+    for n in range(count):
+        country, zone, phone = PLACES[n % len(PLACES)]
+        days = rng.randint(1, 120)
+        rows.append(dict(external_id=f"SIM{n:07d}", name=f"Customer {n}", phone=phone.format(n=5550000 + n if country == "US" else n),
+                         language="zh" if country == "CN" else "en", timezone=zone, country=country,
+                         currency="CNY" if country == "CN" else "USD", balance=Decimal("1000.00"), minimum_due=Decimal("50.00"),
+                         days_past_due=days, due_date=START.date() - timedelta(days=days), card_last4="0000",
+                         dob_hmac="not-used", segment="early" if days <= 30 else "late", created_at=START))
+    with get_engine().begin() as connection:
+        for start in range(0, len(rows), 5000):
+            connection.execute(insert(Account.__table__), rows[start:start + 5000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--calls-per-second", default="5")
+    parser.add_argument("--texts-per-second", default="10")
+    args = parser.parse_args()
+    # On tmpfs where there is one: the simulation measures the policy and the dispatcher, not the disk's fsync.
+    folder = Path(tempfile.mkdtemp(prefix="kindly-campaign-sim-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    url = f"sqlite:///{folder / 'sim.db'}"
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("KINDLY_BROKER_URL", f"sqla+sqlite:///{folder / 'broker.db'}")
+
+    from kindly import campaigns
+    from kindly.db import session_scope
+    from kindly.migrate import upgrade
+
+    upgrade(url)
+    wall = time.perf_counter()
+    make_accounts(args.accounts, args.seed)
+    clock = Clock(START)
+    world = World(clock, args.seed)
+    dispatcher = campaigns.Dispatcher(send=world.send, pacer=SimPacer(clock), clock=clock, worker="sim",
+                                      sleep=lambda seconds: setattr(clock, "now", clock.now + timedelta(seconds=seconds)))
+    running: list[int] = []
+    end = START + timedelta(days=args.days)
+    while clock.now < end:
+        if clock.now.weekday() == 0 and clock.now.hour == 0 and clock.now.minute == 0:
+            with session_scope() as session:
+                campaign = campaigns.create_campaign(
+                    session, f"week of {clock.now:%Y-%m-%d}", filter={"min_days_past_due": 1}, plan=campaigns.parse_plan(PLAN),
+                    calls_per_second=Decimal(args.calls_per_second), texts_per_second=Decimal(args.texts_per_second))
+                campaign_id = campaign.id
+            campaigns.start(campaign_id, now=clock.now, dispatch=False)
+            running.append(campaign_id)
+        tick_end = clock.now + TICK
+        world.run_events(clock.now)
+        for campaign_id in running:
+            dispatcher.run(campaign_id)
+        world.run_events(clock.now)
+        clock.now = max(clock.now, tick_end)
+        if clock.now.hour == 0 and clock.now.minute == 0:
+            print(f"  day {(clock.now - START).days:2d}: {world.stats['contacts']:,} contacts so far ({time.perf_counter() - wall:.0f} s)", flush=True)
+    seconds = time.perf_counter() - wall
+
+    from bench.contact_log_checker import check
+
+    with session_scope() as session:
+        summaries = [campaigns.progress(session, campaign_id)["progress"] for campaign_id in running]
+    refusals: dict[str, int] = {}
+    for summary in summaries:
+        for rule, n in summary["refusals"].items():
+            refusals[rule] = refusals.get(rule, 0) + n
+    s = world.stats
+    print(f"\n{args.accounts:,} accounts, {args.days} simulated days, {len(running)} weekly campaigns (plan {PLAN}), "
+          f"{args.calls_per_second} calls/s and {args.texts_per_second} texts/s; {seconds:.0f} s of real time")
+    print(f"contacts {s['contacts']:,} (calls {s['calls']:,}, texts {s['texts']:,}); calls answered {s['answered']:,}, "
+          f"voicemail {s['voicemail']:,}; text replies {s['sms_replies']:,}")
+    print(f"right-party contacts {s['right_party']:,}; promises {s['promises']:,}: kept {s['kept']:,}, broken {s['broken']:,}, "
+          f"not yet due {s['promises'] - s['kept'] - s['broken']:,}; opt-outs {s['opt_outs']:,}")
+    print("campaign steps refused or held, by the rule in force at the last try: "
+          + ", ".join(f"{rule} {n:,}" for rule, n in sorted(refusals.items(), key=lambda kv: -kv[1])))
+    violations, attempts = check(url)
+    print(f"checker (bench/contact_log_checker.py): {attempts:,} attempts, "
+          f"{sum(len(v) for v in violations.values())} violations" + "".join(f"\n  {rule}: {len(v)}, e.g. {v[0]}" for rule, v in violations.items()))
+
+
+if __name__ == "__main__":
+    main()
