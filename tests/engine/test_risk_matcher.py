@@ -83,6 +83,7 @@ MATCHES = {
         "我爸已经走了，这卡是他的",
         "他已經過世了",
         "这张卡的主人去世了",
+        "我是他太太，他上个月已经去世了",
     ],
     ("legal", "en"): [
         "talk to my lawyer",
@@ -296,6 +297,12 @@ NEAR_MISSES = [
     "公司活不下去了，工资发不出来",
     "去死吧你们",
     "打死我也不还",
+    # numbers: a hotline number counts only with a verb, never inside a card, an ID or an amount
+    "卡号6222 0212 3456 7890 128，安全码是359",
+    "身份证号11010519491231002X，护照号E12345678",
+    "我欠了12378元",
+    "I owe 12378 dollars",
+    "my zip code is 12345",
 ]
 
 
