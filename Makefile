@@ -11,7 +11,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
-.PHONY: run run-production test chat setup unit engine-test rasa-test bench soak clean
+.PHONY: run run-production test chat setup unit engine-test rasa-test bench soak clean import
 
 setup: .venv-engine/.done .venv-app/.done $(MODEL)
 
@@ -46,6 +46,9 @@ test: setup
 	$(ENGINE)/python -m pytest tests/engine -q --confcutdir=tests/engine
 	$(ENGINE)/rasa test core --model $(MODEL) --stories tests/ --out results/core --fail-on-prediction-errors
 	$(APP)/python -m pytest tests -q -rs --ignore=tests/engine
+
+import: .venv-app/.done  # make import FILE=accounts.csv
+	$(APP)/python -m kindly import $(FILE)
 
 bench: setup
 	$(ENGINE)/python bench/nlu_eval.py
