@@ -201,7 +201,7 @@ MATCHES = {
         "cease all communication",
         "stop calling and texting me",
         "no calls or texts please",
-        "take me off your list",
+        "cease and desist all contact",
         "please never contact me again",
     ],
     ("cease_all", "zh"): [
@@ -212,7 +212,7 @@ MATCHES = {
         "电话短信都不要再发了",
         "从现在开始不要联系我",
         "不要再打扰我",
-        "把我的号码删掉",
+        "你们永远别联系我",
     ],
     ("cease_calls", "en"): [
         "stop calling me",
@@ -223,6 +223,8 @@ MATCHES = {
         "put me on your do not call list",
         "quit calling me",
         "never call me again",
+        "take me off your list and stop calling",
+        "please remove my number",
     ],
     ("cease_calls", "zh"): [
         "别再打电话了",
@@ -233,6 +235,7 @@ MATCHES = {
         "请勿再致电",
         "我不想再接到你们的电话",
         "停止给我打电话",
+        "把我的号码删掉",
     ],
 }
 
