@@ -273,6 +273,8 @@ NEAR_MISSES = [
     "I don't want to live with my parents again",
     "I'm tired of living paycheck to paycheck",
     "I live 5 kms from the branch",
+    "if I wasn't sure I wouldn't say it",
+    "I don't want to be around pushy people",
     "is this going on my credit report",
     "what happens if I don't pay",
     "I lost my job last month",
