@@ -584,7 +584,7 @@ def run_import(path: Union[str, Path], import_id: str = "", filename: str = "", 
             session.add(record)
             session.flush()
         record.status = "running"
-        import_id = record.id
+        import_id, filename = record.id, filename or record.filename
     try:
         report = import_file(path, get_engine(), import_id, actor, workers, progress, on_total).as_dict()
         report["file"] = filename or path.name

@@ -324,15 +324,17 @@ def gateway(tmp_dir):
     from tests.conftest import GATEWAY_PORT
 
     port = GATEWAY_PORT + 7  # the gateway alone, next to the e2e stack's ports
-    env = services.base_env(KINDLY_IMPORT_INLINE_ROWS="30", KINDLY_IMPORT_DIR=str(tmp_dir / "imports"))
+    env = services.base_env(KINDLY_IMPORT_INLINE_ROWS="30", KINDLY_IMPORT_DIR=str(tmp_dir / "imports"),
+                            KINDLY_BROKER_URL=f"sqla+sqlite:///{tmp_dir / 'imports-broker.db'}")
     process = services.start_gateway(port, env, tmp_dir / "logs" / "imports-gateway.log")
+    worker = services.start_worker(env, tmp_dir / "logs" / "imports-worker.log", concurrency=1, name="imports@%h")
     url = f"http://127.0.0.1:{port}"
     try:
         services.wait_until_up(f"{url}/health", process)
         with httpx.Client(base_url=url, headers=ADMIN_HEADERS, timeout=120) as client:
             yield client
     finally:
-        services.stop(process)
+        services.stop(process, worker)
 
 
 def test_api_import_answers_with_the_report(gateway, tmp_path):
@@ -359,3 +361,23 @@ def test_api_import_refusals(gateway, tmp_path):
     assert gateway.post("/api/imports").status_code == 422
     assert gateway.get("/api/imports/nope").status_code == 404
     assert httpx.post(f"{gateway.base_url}/api/imports", files={"file": ("a.csv", b"x", "text/csv")}).status_code in (401, 403)
+
+
+def test_api_queues_a_big_file_for_the_worker(gateway, tmp_path):
+    tag, area = "QUEUED", "801"
+    rows = [HEADER[:11]] + [[f"{tag}-{n}", "Sam Lee", f"({area}) 555-{n:04d}", "US", "100", "10", "5", "2026-11-01", "4242",
+                             "1980-01-01", ""] for n in range(1, 41)]
+    rows[5][2] = "12345"
+    with write_csv(tmp_path / "big.csv", rows).open("rb") as handle:
+        response = gateway.post("/api/imports", files={"file": ("big.csv", handle, "text/csv")})
+    assert response.status_code == 202, response.text
+    import_id = response.json()["id"]
+    assert response.json() == {"id": import_id, "status": "queued"}
+    deadline = time.monotonic() + 120
+    while (record := gateway.get(f"/api/imports/{import_id}").json())["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert record["status"] == "done", record
+    report = record["report"]
+    assert (report["accepted"], report["created"], report["rejected"], report["file"]) == (39, 39, 1, "big.csv")
+    assert report["rejections"] == [{"row": 6, "field": "phone", "reason": "not a valid phone number"}]
+    assert len(accounts_by_id(tag)) == 39
