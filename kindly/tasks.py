@@ -164,8 +164,9 @@ def queue_due_follow_ups(at: datetime) -> list[int]:
                     and_(FollowUp.status == "open", or_(FollowUp.enqueued_at.is_(None), FollowUp.enqueued_at < stale)),
                     and_(FollowUp.status == "running", FollowUp.enqueued_at < stale),
                 ),
-                # Coarse: due_on is a local day, at most a day ahead of UTC's.
+                # Coarse: due_on is a local day, at most a day ahead of UTC's; a postponed one waits for its due_at.
                 FollowUp.due_on <= at.date() + timedelta(days=1),
+                or_(FollowUp.due_at.is_(None), FollowUp.due_at <= at),
             )
         ).all()
         for follow_up in candidates:
