@@ -70,6 +70,7 @@ MATCHES = {
         "she's no longer with us",
         "the cardholder is deceased",
         "unfortunately he died two weeks ago",
+        "michael passed away two weeks ago",
     ],
     ("bereavement", "zh"): [
         "他已经去世了",
@@ -84,6 +85,7 @@ MATCHES = {
         "他已經過世了",
         "这张卡的主人去世了",
         "我是他太太，他上个月已经去世了",
+        "王丽已经去世了",
     ],
     ("legal", "en"): [
         "talk to my lawyer",
@@ -274,6 +276,12 @@ NEAR_MISSES = [
     "I'm tired of living paycheck to paycheck",
     "I live 5 kms from the branch",
     "if I wasn't sure I wouldn't say it",
+    "I got served at the restaurant",
+    "I'm on the roof fixing the gutter",
+    "Phone died, sorry, can you repeat",
+    "Michael passed the exam",
+    "我想反映一下情况",
+    "张经理去外地出差了",
     "I don't want to be around pushy people",
     "is this going on my credit report",
     "what happens if I don't pay",
