@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.turn import Turn
 from kindly import records
 from kindly.db import session_scope
+from kindly.follow_through import broken_promise_line
 from kindly.models import Account, Conversation
 from kindly.plans import Decision, Proposal, default_due_date, evaluate, installment_total, split_evenly
 from kindly.timeline import verification_locked
@@ -248,9 +249,12 @@ def after_verification(turn: Turn) -> None:
 def continue_with_plan_or_reason(turn: Turn) -> None:
     if turn.timeline.get("open_promise"):
         tell_existing_plan(turn)
-    else:
-        turn.reply(reason_prompt(turn))
-        turn.move_to("reason")
+        return
+    missed = broken_promise_line(turn.session, turn.account, turn.language)
+    if missed:
+        turn.say(missed)  # "The $400.00 due on December 11 hasn't reached us yet." Then: why, and a new plan.
+    turn.reply(reason_prompt(turn))
+    turn.move_to("reason")
 
 
 def tell_existing_plan(turn: Turn) -> None:

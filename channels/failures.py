@@ -30,9 +30,9 @@ class Failure:
     conversation_id: Optional[str] = None
     handoff_id: Optional[int] = None
 
-    def apology(self, key: str) -> list[tuple[str, str]]:
+    def apology(self, key: str, channel: str) -> list[tuple[str, str]]:
         """(language, text) in the customer's language, or in each language when it is unknown."""
-        return [(language, say(key, language)) for language in ([self.language] if self.language else LANGUAGES)]
+        return [(language, say(key, language, channel)) for language in ([self.language] if self.language else LANGUAGES)]
 
 
 def voice_answer(form: dict, error: Exception, account_id: Optional[int] = None) -> str:
@@ -41,7 +41,7 @@ def voice_answer(form: dict, error: Exception, account_id: Optional[int] = None)
     failure = _record(form, error, "voice", account_id)
     response = VoiceResponse()
     agent_line = failure.number.agent_line
-    for language, text in failure.apology("failure_apology_transfer" if agent_line else "failure_apology"):
+    for language, text in failure.apology("failure_apology_transfer" if agent_line else "failure_apology", "voice"):
         response.say(text, voice=voice_for(failure.number, language), language=SAY_LANGUAGES[language])
     if not agent_line:
         response.hangup()
@@ -61,7 +61,7 @@ def sms_answer(form: dict, error: Exception) -> str:
     if failure.handoff_id is not None:
         notify_agent_of_handoff(failure.handoff_id, form.get("To"))
     response = MessagingResponse()
-    response.message(" / ".join(text for _language, text in failure.apology("failure_apology")))
+    response.message(" / ".join(text for _language, text in failure.apology("failure_apology", "sms")))
     return str(response)
 
 

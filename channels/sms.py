@@ -12,7 +12,7 @@ from channels import failures
 from channels.conversation import clean_text, send_message, start_conversation
 from channels.outcomes import notify_agent_of_handoff, promise_confirmation
 from channels.twilio_edge import signed_form
-from channels.twilio_receipts import answer_once, twiml
+from channels.twilio_receipts import answer_once, twilio_id, twiml
 from kindly import records
 from kindly.db import session_scope
 from kindly.models import Account, Conversation, Handoff, OptOut
@@ -36,9 +36,9 @@ def messages(*texts: str) -> str:
 
 @router.post("/sms")
 def sms_received(form: dict = Depends(signed_form)):
-    message_sid = form.get("MessageSid")
+    message_sid = twilio_id(form, "MessageSid")
     try:
-        return answer_once(f"sms:{message_sid}" if message_sid else None, lambda: _handle(form))
+        return answer_once(f"sms:{message_sid}", lambda: _handle(form))
     except Exception as error:
         if form.get("Body", "").strip().upper() in STOP_WORDS:
             # An opt-out is never lost: an error status makes Twilio send it again until it is written down.

@@ -5,9 +5,9 @@ it again: it never runs the turn a second time."""
 import logging
 import time
 from datetime import timedelta
-from typing import Callable, Optional
+from typing import Callable
 
-from fastapi import Response
+from fastapi import HTTPException, Response
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -28,12 +28,18 @@ def twiml(body: str) -> Response:
     return Response(content=body, media_type="application/xml")
 
 
-def answer_once(key: Optional[str], build: Callable[[], str]) -> Response:
-    """build()'s TwiML, once per key. A request without Twilio's id (key None) has nothing to be shared by and
-    gets no receipt. When build() fails, the receipt is given up and the error goes on: a failure is never the
-    stored answer, and Twilio's retry runs the turn."""
-    if key is None:
-        return twiml(build())
+def twilio_id(form: dict, name: str) -> str:
+    """Twilio's id of the message or call (MessageSid, CallSid). Twilio always sends it; without it a retry can't
+    be told from a new request, and a signed request re-split to hide it could run a turn twice: 400."""
+    value = form.get(name)
+    if not value:
+        raise HTTPException(status_code=400, detail=f"{name} is required")
+    return value
+
+
+def answer_once(key: str, build: Callable[[], str]) -> Response:
+    """build()'s TwiML, once per key. When build() fails, the receipt is given up and the error goes on: a failure
+    is never the stored answer, and Twilio's retry runs the turn."""
     with session_scope() as session:
         seen = session.get(WebhookReceipt, key)
         if seen is not None and seen.state == "done":

@@ -11,7 +11,7 @@ from channels import failures
 from channels.conversation import START_TEXT, BotReply, record_turn, send_message, start_conversation
 from channels.outcomes import text_promise_confirmation
 from channels.twilio_edge import SAY_LANGUAGES, SPEECH_LANGUAGES, our_number, signed_form, voice_for
-from channels.twilio_receipts import answer_once, twiml
+from channels.twilio_receipts import answer_once, twilio_id, twiml
 from gateway.api import RowId
 from kindly import follow_through, records
 from kindly.db import session_scope
@@ -106,9 +106,9 @@ def _find_account(session, account_id: Optional[int], phone: str) -> Optional[Ac
 
 @router.post("/voice")
 def call_answered(form: dict = Depends(signed_form), account_id: Optional[RowId] = None):
-    call_sid = form.get("CallSid")
+    call_sid = twilio_id(form, "CallSid")
     try:
-        return answer_once(f"voice:{call_sid}:answer" if call_sid else None, lambda: _answer_call(form, account_id))
+        return answer_once(f"voice:{call_sid}:answer", lambda: _answer_call(form, account_id))
     except Exception as error:
         return twiml(failures.voice_answer(form, error, account_id))
 
@@ -157,8 +157,7 @@ def caller_answered(
     turn: int = Query(..., ge=0, le=10_000),
     silences: int = Query(0, ge=0, le=MAX_SILENCES),
 ):
-    call_sid = form.get("CallSid")
-    key = f"voice:{call_sid}:{conversation}:{turn}:{silences}" if call_sid else None
+    key = f"voice:{twilio_id(form, 'CallSid')}:{conversation}:{turn}:{silences}"
     try:
         return answer_once(key, lambda: _take_turn(form, conversation, turn, silences))
     except Exception as error:

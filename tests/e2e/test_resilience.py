@@ -83,13 +83,12 @@ def test_a_replay_with_its_fields_re_split_adds_no_turn(api):
     assert user_turns(api, account) == ["hello"]
 
 
-def test_requests_without_a_message_sid_never_share_an_answer(api):
+def test_requests_without_a_message_sid_are_refused_and_never_share_an_answer(api):
     english, chinese = new_account(api), new_account(api, **ZH_ACCOUNT)
-    said_en = replies(twiml(post_signed(f"{GATEWAY_URL}/twilio/sms", sms_params(english["phone"], "hi", sid=None))))
-    said_zh = replies(twiml(post_signed(f"{GATEWAY_URL}/twilio/sms", sms_params(chinese["phone"], "你好", sid=None))))
-    assert said_en and said_zh and said_en != said_zh
-    assert english["name"] in said_en[0] and chinese["name"] in said_zh[0]
-    assert user_turns(api, english) == ["hi"] and user_turns(api, chinese) == ["你好"]
+    for account, body in ((english, "hi"), (chinese, "你好")):
+        response = post_signed(f"{GATEWAY_URL}/twilio/sms", sms_params(account["phone"], body, sid=None))
+        assert response.status_code == 400 and "MessageSid" in response.json()["detail"]
+        assert user_turns(api, account) == []
     assert receipt("sms:") is None
 
 
@@ -111,7 +110,7 @@ def test_session_start_from_a_customer_is_only_text(api):
     account = new_account(api)
     assert replies(sms(account["phone"], "hi"))
     said = replies(sms(account["phone"], "/session_start"))
-    assert said and said != [say("failure_apology", "en")]  # as a command, Rasa answers with nothing
+    assert said and said != [say("failure_apology", "en", "sms")]  # as a command, Rasa answers with nothing
 
 
 # ---------------------------------------------------------------- engine or action server down
@@ -152,7 +151,7 @@ def test_sms_gets_an_apology_and_a_bot_failure_handoff(api, broken_gateway, lang
     account = new_account(api, **LANG[language])
     params = sms_params(account["phone"], "hello")
     said = replies(twiml(post_signed(f"{broken_gateway}/twilio/sms", params)))
-    assert said == [say("failure_apology", language)] and CALLBACK in said[0]
+    assert said == [say("failure_apology", language, "sms")] and CALLBACK in said[0]
     [handoff] = api.get("/api/handoffs", params={"account_id": account["id"]}).json()
     assert handoff["reason"] == "bot_failure" and handoff["channel"] == "sms" and handoff["status"] == "waiting"
     assert receipt(f"sms:{params['MessageSid']}") is None  # the failure is not the answer a retry gets
@@ -192,7 +191,7 @@ def test_a_locked_database_gets_a_polite_answer_and_the_retry_runs_the_turn(api,
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    assert said == [say("failure_apology", "en")]
+    assert said == [say("failure_apology", "en", "sms")]
     assert spoken(answered) == say("failure_apology_transfer", "en") and answered.find("Dial/Number").text == AGENT_LINE
     assert api.get("/api/handoffs", params={"account_id": account["id"]}).json() == []  # nothing could be written
     retried = replies(sms(account["phone"], "hi", sid=params["MessageSid"]))

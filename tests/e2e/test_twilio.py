@@ -122,7 +122,7 @@ def test_stop_help_and_start(api):
     assert "subscribed" in replies(sms(account["phone"], "START"))[0]
     assert api.get(f"/api/accounts/{account['id']}").json()["opt_outs"] == []
     zh = new_account(api, **ZH_ACCOUNT)
-    assert "不会再收到" in replies(sms(zh["phone"], "退订"))[0]
+    assert "不再收到" in replies(sms(zh["phone"], "退订"))[0]
 
 
 def test_forged_or_missing_signature_is_403(stack):

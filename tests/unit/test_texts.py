@@ -8,9 +8,10 @@ from kindly.texts import all_texts, say, variant
 
 # Said only on calls (channels/voice.py and the voice-only steps).
 VOICE_ONLY = {"recording_notice", "ask_dob_keypad", "voicemail", "silence_prompt", "silence_close", "agent_unavailable",
-              "handoff_voice", "opt_out_confirmed_voice", "failure_apology_transfer"}
+              "handoff_voice", "opt_out_confirmed_voice", "failure_apology_transfer", "callback_connecting"}
 # Said only by SMS.
-SMS_ONLY = {"handoff_sms", "sms_help", "sms_opted_in", "sms_opted_out", "promise_summary_sms", "plan_single", "plan_installment"}
+SMS_ONLY = {"handoff_sms", "sms_help", "sms_opted_in", "sms_opted_out", "promise_summary_sms", "plan_single", "plan_installment",
+            "reminder_sms_before", "reminder_sms_due"}
 # The US line is reached by calling or texting 988: the crisis text names both verbs on both channels.
 RIGHT_VERB_FOR_THE_LINE = {"crisis_line_US", "crisis_line_CN"}
 SMS_MUST_NOT_SAY = re.compile(r"\b(call|calling|called|speak|speaking|hear|listen)\b|来电|接听|听", re.IGNORECASE)
