@@ -58,6 +58,7 @@ GIVE_UP_AFTER = timedelta(days=3)
 OUTCOME_TIMEOUT = timedelta(hours=1)
 OUTCOME_POLL = timedelta(minutes=1)
 STALE_CLAIM = timedelta(minutes=10)
+SETTLE_EVERY = 50
 # A dispatch task works this long, then hands over to its next run (so a pause takes effect within it).
 DISPATCH_BUDGET = 50.0
 NOT_REACHED = ("no_answer", "busy", "failed", "canceled", "unconfirmed", "voicemail", "completed")
@@ -287,23 +288,36 @@ class Dispatcher:
         self.worker = self.worker or worker_name()
 
     def run(self, campaign_id: int, budget_seconds: Optional[float] = None, max_contacts: Optional[int] = None) -> int:
-        """Settle what Twilio has answered, then contact due accounts one at a time until nothing is due, the
-        campaign stops running, or the budget is spent. Returns the number of contacts placed."""
-        started, placed = time.monotonic(), 0
+        """Contact due accounts one at a time until nothing is due, the campaign stops running, or the budget is
+        spent; settle what Twilio has answered first, then every SETTLE_EVERY contacts, and whenever nothing
+        seems due. Returns the number of contacts placed."""
+        started, placed, settled_at = time.monotonic(), 0, None
         while budget_seconds is None or time.monotonic() - started < budget_seconds:
             if max_contacts is not None and placed >= max_contacts:
                 break
-            with session_scope() as session:
-                campaign = session.get(Campaign, campaign_id)
-                if campaign is None or campaign.status != "running":
-                    break
-                settle(session, campaign, self.clock())
+            if not self.settle(campaign_id, force=settled_at is None or placed - settled_at >= SETTLE_EVERY):
+                break  # the campaign is not running
+            settled_at = placed if settled_at is None or placed - settled_at >= SETTLE_EVERY else settled_at
             row_id = claim(campaign_id, self.worker, self.clock())
+            if row_id is None and settled_at != placed:
+                self.settle(campaign_id, force=True)
+                settled_at = placed
+                row_id = claim(campaign_id, self.worker, self.clock())
             if row_id is None:
                 finish_if_done(campaign_id, self.clock())
                 break
             placed += self.contact(row_id)
         return placed
+
+    def settle(self, campaign_id: int, force: bool) -> bool:
+        """False when the campaign is not running (any more); settles its answered calls when `force`."""
+        with session_scope() as session:
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is None or campaign.status != "running":
+                return False
+            if force:
+                settle(session, campaign, self.clock())
+        return True
 
     def contact(self, row_id: int) -> int:
         now = self.clock()

@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 Money = Numeric(14, 2)
@@ -330,7 +330,11 @@ class CampaignContact(Base):
     claim before it may contact the account, so two workers never contact the same account in the same slot."""
 
     __tablename__ = "campaign_contacts"
-    __table_args__ = (UniqueConstraint("campaign_id", "account_id", "step"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "account_id", "step"),
+        # What a worker asks for every contact: the due rows of one campaign in one status, oldest first.
+        Index("ix_campaign_contacts_due", "campaign_id", "status", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)

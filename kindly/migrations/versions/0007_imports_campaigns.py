@@ -66,6 +66,7 @@ def upgrade() -> None:
     op.create_index("ix_campaign_contacts_account_id", "campaign_contacts", ["account_id"])
     op.create_index("ix_campaign_contacts_status", "campaign_contacts", ["status"])
     op.create_index("ix_campaign_contacts_due_at", "campaign_contacts", ["due_at"])
+    op.create_index("ix_campaign_contacts_due", "campaign_contacts", ["campaign_id", "status", "due_at"])
     op.create_table(
         "rate_buckets",
         sa.Column("name", sa.String(length=64), nullable=False),
