@@ -174,6 +174,7 @@ def start_stack(args, tmp: Path, database_url: str) -> tuple[subprocess.Popen, s
         GATEWAY_WORKERS=str(args.workers), RASA_PORT=str(base + 5), ACTION_PORT=str(base + 55), GATEWAY_PORT=str(base),
         SIMULATOR_PORT=str(base + 1), PUBLIC_BASE_URL=gateway, KINDLY_LOG_DIR=str(tmp / "logs"),
         TWILIO_AUTH_TOKEN=AUTH_TOKEN, ADMIN_API_KEY=ADMIN_KEY, KINDLY_ENV="bench",
+        KINDLY_BROKER_URL=f"sqla+sqlite:///{tmp / 'broker.db'}",  # its own task queue, not var/'s
     )
     env.pop("TWILIO_ACCOUNT_SID", None)  # the bundled simulator plays Twilio's REST API (the confirmation SMS)
     for port in (base, base + 1, base + 55, *(base + 5 + i for i in range(args.engines))):

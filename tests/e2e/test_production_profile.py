@@ -41,7 +41,7 @@ def production(postgres_url, redis_url, tmp_dir):
         KINDLY_PROFILE="production", DATABASE_URL=postgres_url, REDIS_URL=redis_url, ENGINE_INSTANCES="2",
         GATEWAY_WORKERS="2", RASA_PORT=str(ENGINE_PORTS[0]), ACTION_PORT=str(ACTION_PORT),
         GATEWAY_PORT=str(GATEWAY_PORT), SIMULATOR_PORT=str(SIMULATOR_PORT), PUBLIC_BASE_URL=GATEWAY,
-        KINDLY_LOG_DIR=str(logs),
+        KINDLY_LOG_DIR=str(logs), KINDLY_BROKER_URL=f"sqla+sqlite:///{logs / 'broker.db'}",
     )
     env.pop("TWILIO_ACCOUNT_SID")  # no real Twilio account: the profile starts the simulator for Twilio's REST API
     logs.mkdir(parents=True)
