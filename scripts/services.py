@@ -76,6 +76,9 @@ def engine_env(env: dict, instances: int) -> dict:
         "LOCK_STORE_HOST": redis.hostname or "127.0.0.1",
         "LOCK_STORE_PORT": str(redis.port or 6379),
         "LOCK_STORE_DB": redis.path.strip("/") or "0",
+        # A conversation's lock frees itself after this (Rasa's default is 60 s), so a lock left by an engine that
+        # died mid-turn holds that conversation up for 15 s at most: Twilio gives up on a webhook after 15 s too.
+        "TICKET_LOCK_LIFETIME": "15",
     }
 
 
