@@ -1,6 +1,7 @@
 """Follow-through decisions: what the payments make of a promise, when reminders are due, when a follow-up may
 run and when to try again after the contact policy says no. Pure and Decimal-only, like kindly/plans.py;
-kindly/payments.py and kindly/tasks.py read, write and send.
+kindly/payments.py and kindly/tasks.py read, write and send. The last two sections are the small reads and
+writes the dialogue and the voice channel need: broken_promise_line and schedule_agent_callback.
 
 Promise statuses
 - A part's paid amount: the payments made since the promise, laid on the parts in order (earliest first), so

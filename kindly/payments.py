@@ -120,6 +120,11 @@ def latest_promise(session: Session, account_id: int) -> Optional[Promise]:
     )
 
 
+def promised_on(promise: Promise, account: Account) -> date:
+    """The day the promise was made, in the customer's time zone: payments from that day on count towards it."""
+    return aware(promise.created_at).astimezone(ZoneInfo(account.timezone)).date()
+
+
 def settle_account(session: Session, account: Account, now: Optional[datetime] = None) -> Optional[Promise]:
     promise = latest_promise(session, account.id)
     if promise is not None:
@@ -130,9 +135,9 @@ def settle_account(session: Session, account: Account, now: Optional[datetime] =
 def settle_promise(session: Session, promise: Promise, now: Optional[datetime] = None) -> str:
     """Write each part's paid amount and status, and the promise's, from the payments made since it."""
     account = session.get(Account, promise.account_id)
-    promised_on = aware(promise.created_at).astimezone(ZoneInfo(account.timezone)).date()
     paid_total = session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.account_id == account.id, Payment.paid_on >= promised_on)
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.account_id == account.id, Payment.paid_on >= promised_on(promise, account))
     )
     states, status = follow_through.settle(
         [(part.due_date, part.amount) for part in promise.schedule], Decimal(paid_total), local_today(account, now),

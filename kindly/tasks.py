@@ -36,7 +36,7 @@ from kindly.db import session_scope
 from kindly.models import (
     Account, ContactAttempt, Conversation, FollowUp, Handoff, Payment, Promise, PromiseInstallment, utcnow,
 )
-from kindly.payments import aware, latest_promise, local_today, settle_promise
+from kindly.payments import latest_promise, local_today, promised_on, settle_promise
 from kindly.policy import load_policy
 from kindly.queue import app
 from kindly.settings import settings
@@ -130,8 +130,7 @@ def schedule_reminders(session: Session, at: datetime) -> int:
     for part, promise in rows:
         account = session.get(Account, promise.account_id)
         today = local_today(account, at)
-        promised_on = aware(promise.created_at).astimezone(follow_through.ZoneInfo(account.timezone)).date()
-        for kind, day in follow_through.reminder_dates(part.due_date, promised_on, days_before):
+        for kind, day in follow_through.reminder_dates(part.due_date, promised_on(promise, account), days_before):
             if day >= today:
                 created += _create_once(session, FollowUp(
                     account_id=account.id, conversation_id=promise.conversation_id, kind="reminder",
