@@ -499,16 +499,25 @@ def hand_off(turn: Turn, reason: str) -> None:
     turn.reply("handoff_voice" if turn.channel == "voice" else "handoff_sms")
 
 
+CEASE_ROLES = ("cease_all", "cease_calls")
+
+
 def opt_out(turn: Turn) -> None:
     """Honoured from whoever answers, verified or not: it only restricts what we do."""
-    role = (turn.risk_phrase or {}).get("role")
+    reach = record_cease_request(turn)
+    turn.reply("opt_out_confirmed_" + ("all" if len(reach) > 1 else reach[0]))
+    turn.end("opted_out")
+
+
+def record_cease_request(turn: Turn) -> tuple[str, ...]:
+    """Opt the customer out of the channels the request reaches; "stop contacting me" also sets `cease`."""
+    role = next((p["role"] for p in turn.risk_phrases if p.get("role") in CEASE_ROLES), None)
     reach = opt_out_reach(turn.text, role, turn.channel)
     for channel in reach:
         records.record_opt_out(turn.session, turn.account, channel, turn.conversation.id)
     if len(reach) > 1:
         records.set_flag(turn.session, turn.account, "cease", "customer", f"asked to stop all contact: {turn.masked_text}")
-    turn.reply("opt_out_confirmed_" + ("all" if len(reach) > 1 else reach[0]))
-    turn.end("opted_out")
+    return reach
 
 
 def already_paid(turn: Turn) -> None:
@@ -664,7 +673,10 @@ class KindlyAction(Action, ABC):
                 turn.reply("conversation_closed")
                 return []
             turn.set_slot("fallback_streak", 0)
-            reroute(turn, self.step)(turn)
+            step = reroute(turn, self.step)
+            if step is not opt_out and any(p.get("role") in CEASE_ROLES for p in turn.risk_phrases):
+                record_cease_request(turn)  # "stop calling me, I'm filing a complaint": both are honoured
+            step(turn)
             conversation.last_activity_at = records.utcnow()
             # Every step ends the bot's turn (the "listen after" rules say the same); naming it here spares
             # the engine a policy prediction per turn.

@@ -71,9 +71,13 @@ class Turn:
         return float((self.tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
 
     @property
+    def risk_phrases(self) -> list[dict]:
+        """The reviewed safety phrases bot.risk_matcher matched in this message, the winning one first: {value, role}."""
+        return [e for e in self.tracker.latest_message.get("entities") or [] if e.get("entity") == "risk_phrase"]
+
+    @property
     def risk_phrase(self) -> Optional[dict]:
-        """The reviewed safety phrase bot.risk_matcher matched in this message, if any: {value, role}."""
-        return next((e for e in self.tracker.latest_message.get("entities") or [] if e.get("entity") == "risk_phrase"), None)
+        return next(iter(self.risk_phrases), None)
 
     @property
     def today(self) -> date:

@@ -134,7 +134,8 @@ def _hold(session: Session, account: Account, channel: str, purpose: str, now: d
             return Refusal(flag, message)
     if _opted_out(session, account, channel):
         return Refusal("opted_out", f"the customer opted out of {channel}")
-    if session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF)).limit(1)):
+    # The callback a colleague owes a caller nobody could take is the one contact an open handoff allows.
+    if purpose != "callback" and session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF)).limit(1)):
         return Refusal("open_handoff", "the customer's case is with an agent")
     if purpose == "collection":
         next_due = _next_promised_part(session, account, now.astimezone(_home_zone(account)).date())

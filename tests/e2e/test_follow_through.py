@@ -358,8 +358,6 @@ def test_agent_did_not_answer_so_a_callback_is_scheduled(api, on_redis):
     assert callback["handoff_id"] == handoff["id"] and callback["status"] == "open" and handoff["status"] == "waiting"
 
 
-@pytest.mark.xfail(strict=True, reason="kindly/contact_policy.py holds every purpose while a handoff is open, also the "
-                                       "callback that serves that handoff: refused open_handoff, cancelled")
 def test_a_colleague_calls_back_when_the_agent_did_not_answer(api, on_redis):
     account = new_account(api)
     ask_for_a_person(account)

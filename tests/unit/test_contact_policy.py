@@ -175,6 +175,7 @@ CASES = [
         case(f"{country} waiting handoff", "open_handoff", now, account, handoff("waiting")),
         case(f"{country} claimed handoff", "open_handoff", now, account, handoff("claimed")),
         case(f"{country} claimed handoff refuses a reminder", "open_handoff", now, account, handoff("claimed"), purpose="reminder"),
+        case(f"{country} waiting handoff allows the colleague's callback", None, now, account, handoff("waiting"), purpose="callback"),
         case(f"{country} resolved handoff", None, now, account, handoff("resolved")),
         case(f"{country} open promise due in 5 days refuses collection", "open_promise", now, account, promise(5)),
         case(f"{country} open promise due in 5 days allows its reminder", None, now, account, promise(5), purpose="reminder"),
