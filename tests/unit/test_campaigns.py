@@ -70,6 +70,19 @@ def test_database_bucket_shared_by_threads():
     assert sorted(waits) == [i / 2 for i in range(30)]  # 30 distinct slots, none taken twice
 
 
+def test_redis_bucket_spaces_slots_by_the_rate(redis_url):
+    from kindly.campaigns import RedisPacer, pacer_for
+
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    pacer = pacer_for(url)
+    assert isinstance(pacer, RedisPacer) and isinstance(pacer_for("sqla+sqlite:///x.db"), DatabasePacer)
+    pacer.client.delete("kindly:pace:test:redis")
+    waits = [pacer.reserve_slot("test:redis", 5.0) for _ in range(6)]
+    # The i-th taker waits i/5 s, less the moments Redis's own clock moved on between the calls (well under 50 ms).
+    assert waits[0] == 0.0
+    assert all(0.2 * i - 0.05 <= wait <= 0.2 * i for i, wait in enumerate(waits)), waits
+
+
 # ------------------------------------------------------------------------------------------ the dispatcher
 
 
