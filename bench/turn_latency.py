@@ -2,9 +2,10 @@
 
 Drives N concurrent simulated calls through /twilio/voice with signed requests (gateway -> engine -> action
 server -> database) and prints p50/p95/p99 turn latency and turns per second at concurrency 1, 10 and 50, with one engine
-instance and with two (the gateway keeps each conversation on one engine).
-In the same run it trains and serves the stock `rasa init` bot and drives its REST webhook the same way,
-then prints the ratios. Run: `.venv-app/bin/python bench/turn_latency.py` (make bench-latency)."""
+instance and with two (any engine serves any turn: the conversations are in the SQL tracker store, locked in Redis).
+In the same run it trains and serves the stock `rasa init` bot (in-memory tracker, as `rasa init` makes it) and
+drives its REST webhook the same way, then prints the ratios.
+Run: `.venv-app/bin/python bench/turn_latency.py [PORT_BASE]` (make bench); ports PORT_BASE (default 25000) and up."""
 import asyncio
 import os
 import statistics
@@ -20,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TMP = Path(tempfile.mkdtemp(prefix="kindly-bench-"))
-ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, STOCK_PORT, SIMULATOR_PORT = 25005, 25055, 28000, 25006, 28001
+_BASE = int(sys.argv[1]) if len(sys.argv) > 1 else 25000
+ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, STOCK_PORT, SIMULATOR_PORT = (_BASE + n for n in (5, 55, 0, 6, 1))
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
 os.environ.update(
     DATABASE_URL=f"sqlite:///{TMP / 'bench.db'}", RASA_URL=f"http://127.0.0.1:{ENGINE_PORT}",
@@ -75,16 +77,18 @@ def gather_action(twiml: str) -> str:
     return gather.get("action") if gather is not None else ""
 
 
-async def one_call(client: httpx.AsyncClient, phone: str, latencies: list) -> None:
+async def one_call(client: httpx.AsyncClient, phone: str, latencies: list) -> bool:
+    """Whether the call got through the whole script (the bot asked for each next line)."""
     params = {"CallSid": "CA" + uuid.uuid4().hex, "From": phone, "To": "+15005550006", "Direction": "inbound"}
     elapsed, twiml = await signed_post(client, f"{GATEWAY}/twilio/voice", params)
     latencies.append(elapsed)
     for line in CALL_SCRIPT:
         action = gather_action(twiml)
         if not action:
-            return
+            return False
         elapsed, twiml = await signed_post(client, action, {**params, "SpeechResult": line, "Confidence": "0.9"})
         latencies.append(elapsed)
+    return True
 
 
 async def one_call_warm_up(phone: str) -> None:
@@ -92,42 +96,46 @@ async def one_call_warm_up(phone: str) -> None:
         await one_call(client, phone, [])
 
 
-async def one_stock_chat(client: httpx.AsyncClient, latencies: list) -> None:
+async def one_stock_chat(client: httpx.AsyncClient, latencies: list) -> bool:
     sender = uuid.uuid4().hex
     for line in STOCK_SCRIPT:
         started = time.perf_counter()
         response = await client.post(f"http://127.0.0.1:{STOCK_PORT}/webhooks/rest/webhook", json={"sender": sender, "message": line})
         response.raise_for_status()
         latencies.append(time.perf_counter() - started)
+    return True
 
 
 async def run_level(concurrency: int, make_session) -> dict:
     """`concurrency` callers at once; at low concurrency each makes several calls in a row, so every level
     measures at least 10 conversations."""
     latencies: list[float] = []
+    unfinished = []
     limits = httpx.Limits(max_connections=concurrency + 5)
     rounds = max(1, 10 // concurrency)
 
     async def caller(client: httpx.AsyncClient, i: int) -> None:
         for _ in range(rounds):
-            await make_session(client, i, latencies)
+            if not await make_session(client, i, latencies):
+                unfinished.append(i)
 
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         started = time.perf_counter()
         await asyncio.gather(*(caller(client, i) for i in range(concurrency)))
         wall = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {"turns": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000, "tps": len(latencies) / wall}
+    return {"turns": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000,
+            "tps": len(latencies) / wall, "unfinished": len(unfinished)}
 
 
 def report(name: str, results: dict) -> None:
     for concurrency, r in results.items():
         print(f"{name:<12} c={concurrency:<3} turns={r['turns']:<4} p50={r['p50']:7.1f} ms  p95={r['p95']:7.1f} ms  "
-              f"p99={r['p99']:7.1f} ms  turns/s={r['tps']:6.1f}", flush=True)
+              f"p99={r['p99']:7.1f} ms  turns/s={r['tps']:6.1f}  conversations cut short={r['unfinished']}", flush=True)
 
 
 def bench_kindly(engine_instances: int) -> dict:
-    """The whole stack; with several engines the gateway spreads conversations over them (RASA_URL list)."""
+    """The whole stack; with several engines the gateway passes the turns round them (RASA_URL list)."""
     upgrade()
     phones = make_accounts(sum(max(c, 10) for c in CONCURRENCY) + 10)
     engine_ports = [ENGINE_PORT + 100 * i for i in range(engine_instances)]
