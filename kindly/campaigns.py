@@ -352,9 +352,15 @@ class Dispatcher:
             row = session.get(CampaignContact, row_id)
             row.status, row.attempt_id, row.tries = "sent", attempt.id, row.tries + 1
             row.detail, row.claimed_by = detail, None
-            row.due_at = self.clock() + (timedelta(0) if row.channel == "sms" else OUTCOME_POLL)
-            if row.channel == "sms" and detail is None:
-                next_step(session, session.get(Campaign, row.campaign_id), row, self.clock(), "sent")
+            row.due_at = self.clock() + OUTCOME_POLL
+            if row.channel == "sms":  # a text has no later outcome to wait for
+                campaign = session.get(Campaign, row.campaign_id)
+                if detail is None:
+                    next_step(session, campaign, row, self.clock(), "sent")
+                elif row.tries <= campaign.plan[row.step]["retries"]:
+                    row.status, row.due_at = "pending", self.clock() + RETRY_AFTER
+                else:
+                    next_step(session, campaign, row, self.clock(), "not sent")
         return 1
 
 

@@ -331,3 +331,23 @@ def test_audience_by_segment_and_filter():
         campaign = campaigns.create_campaign(session, f"aud-{late_cn}", segment="late", filter={"country": "CN", "min_days_past_due": 45})
         ids = set(session.scalars(campaigns.audience(campaign)))
     assert late_cn in ids and early_us not in ids
+
+
+def test_a_text_twilio_refuses_is_retried_then_the_plan_moves_on():
+    a = new_account("SMSFAIL")
+    campaign_id = campaign_for([a], plan="smsx1,voice+1h")
+    clock, sent = Clock(MORNING), []
+
+    def refusing_twilio(reserved: ContactAttempt) -> ContactAttempt:
+        sent.append(reserved.channel)
+        if reserved.channel == "sms":
+            raise RuntimeError("Twilio said no")
+        return FakeTwilio(outcomes={a: ["answered"]})(reserved)
+
+    campaigns.start(campaign_id, now=clock(), dispatch=False)
+    for _ in range(4):
+        Dispatcher(send=refusing_twilio, pacer=DatabasePacer(), clock=clock, sleep=lambda s: None, worker="w").run(campaign_id)
+        clock.now += campaigns.RETRY_AFTER
+    assert sent == ["sms", "sms", "voice"]
+    rows = rows_of(campaign_id)
+    assert (rows[(a, 0)].status, rows[(a, 0)].detail, rows[(a, 1)].status) == ("done", "not sent", "done")
