@@ -160,11 +160,15 @@ def test_sms_first_then_a_call_next_day_for_those_not_reached():
     rows = rows_of(campaign_id)
     assert rows[(a, 1)].due_at.replace(tzinfo=timezone.utc) == MORNING + timedelta(hours=24)
     # b replies to the text: reached, so the call step skips b
-    with session_scope() as session:
-        conversation = Conversation(account_id=b, channel="sms", direction="outbound", language="en")
+    with session_scope() as session:  # ... passes verification and promises
+        conversation = Conversation(account_id=b, channel="sms", direction="outbound", language="en", verified=True,
+                                    started_at=MORNING + timedelta(minutes=30))
         session.add(conversation)
         session.flush()
         session.add(TranscriptTurn(conversation_id=conversation.id, role="user", text="who is this?", at=MORNING + timedelta(hours=1)))
+        session.add(Promise(account_id=b, conversation_id=conversation.id, amount=Decimal("25.00"), currency="USD",
+                            due_date=MORNING.date() + timedelta(days=7), plan_type="partial", installments=1,
+                            total=Decimal("25.00"), created_at=MORNING + timedelta(hours=1)))
     clock.now = MORNING + timedelta(hours=24)
     assert dispatcher(twilio, clock).run(campaign_id) == 1
     assert twilio.sent[-1] == (a, "voice")
@@ -176,7 +180,8 @@ def test_sms_first_then_a_call_next_day_for_those_not_reached():
     with session_scope() as session:
         assert session.get(Campaign, campaign_id).status == "done"
     result = progress(campaign_id)
-    assert (result["accounts"], result["contacted"], result["attempts"], result["reached"]) == (2, 2, 3, 2)
+    assert (result["accounts"], result["contacted"], result["attempts"], result["reached"], result["right_party"],
+            result["promises"]) == (2, 2, 3, 2, 1, 1)
 
 
 def test_no_answer_is_retried_within_the_plan_and_voicemail_counts():
