@@ -381,3 +381,24 @@ def test_api_queues_a_big_file_for_the_worker(gateway, tmp_path):
     assert (report["accepted"], report["created"], report["rejected"], report["file"]) == (39, 39, 1, "big.csv")
     assert report["rejections"] == [{"row": 6, "field": "phone", "reason": "not a valid phone number"}]
     assert len(accounts_by_id(tag)) == 39
+
+
+def test_cli_import(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from scripts import services
+
+    path = write_csv(tmp_path / "accounts.csv", messy_rows("CLI", "435")[:4])  # header, 001, 002, 003
+    done = subprocess.run([sys.executable, "-m", "kindly", "import", str(path), "--json", "--quiet"], capture_output=True,
+                          text=True, timeout=120, cwd=services.ROOT, env=services.base_env())
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["accepted"], report["created"], report["rejected"], report["file"]) == (3, 3, 0, "accounts.csv")
+    shown = subprocess.run([sys.executable, "-m", "kindly", "import", str(path)], capture_output=True, text=True, timeout=120,
+                           cwd=services.ROOT, env=services.base_env())
+    assert "unchanged          3" in shown.stdout and "rows" in shown.stderr  # the report, and the progress bar
+    missing = subprocess.run([sys.executable, "-m", "kindly", "import", str(tmp_path / "nope.csv")], capture_output=True,
+                             text=True, timeout=120, cwd=services.ROOT, env=services.base_env())
+    assert missing.returncode == 2 and "No such file" in missing.stderr
