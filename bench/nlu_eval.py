@@ -118,6 +118,14 @@ def figures(rows: list[dict], thresholds: dict) -> dict:
         "high_stakes_correct": sum(r["intent"] == r["gold"] for r in high_stakes),
         "high_stakes": len(high_stakes),
         "on_guess": sum(r["on_guess"] for r in rows),
+        # correct high-stakes readings the dialogue acts on at once; the rest get a confirming question first
+        "acted_at_once": sum(r["matched"] or r["confidence"] >= thresholds[r["gold"]] for r in high_stakes if r["intent"] == r["gold"]),
+        # per high-stakes intent, the most confident wrong reading: a threshold must stay above it
+        "worst_guess": {
+            intent: max(r["confidence"] for r in wrong)
+            for intent in thresholds
+            if (wrong := [r for r in rows if r["intent"] == intent != r["gold"] and not r["matched"]])
+        },
         "matched": sum(r["matched"] for r in rows),
         "matched_wrong": sum(r["matched"] and r["intent"] != r["gold"] for r in rows),
     }
@@ -147,6 +155,11 @@ def report(language: str, title: str, rows: list[dict], thresholds: dict, entiti
         f"     high-stakes intents: accuracy {high_stakes_accuracy:.3f} ({f['high_stakes_correct']}/{f['high_stakes']})  "
         f"acted on a guess: {f['on_guess']}/{f['examples']} = {f['on_guess'] / f['examples']:.3f}  "
         f"risk-phrase overrides: {f['matched']} (wrong: {f['matched_wrong']})"
+    )
+    worst = ", ".join(f"{intent} {confidence:.2f}/{thresholds[intent]:.2f}" for intent, confidence in f["worst_guess"].items())
+    print(
+        f"     correct high-stakes readings acted on at once: {f['acted_at_once']}/{f['high_stakes_correct']} (the rest are "
+        f"confirmed first)  most confident wrong reading/threshold: {worst or 'none'}"
     )
     for r in rows:
         if r["intent"] != r["gold"]:
