@@ -360,3 +360,25 @@ class RateBucket(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_slot: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
+class ConsoleSession(Base):
+    """An agent's console login (gateway/console.py). Only a keyed hash of the random token is kept: the token
+    itself is in the agent's cookie alone."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsoleLoginFailure(Base):
+    """A wrong console password, counted per client address and overall to throttle guessing."""
+
+    __tablename__ = "console_login_failures"
+    __table_args__ = (Index("ix_console_login_failures_ip_at", "ip", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
