@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # a Monday; the US changes to summer time on 8 March
 TICK = timedelta(minutes=15)
+TALK = timedelta(seconds=45)  # an answered call: what the customer says (an opt-out, a promise) comes this long after it starts
 PLAN = "sms,voice+3hx2,voice+24hx1"
 PLACES = [("US", "America/Denver", "+1303{n:07d}"), ("US", "America/New_York", "+1212{n:07d}"),
           ("US", "America/Los_Angeles", "+1415{n:07d}"), ("CN", "Asia/Shanghai", "+86138{n:08d}")]
@@ -117,7 +118,7 @@ class World:
                 if self.rng.random() < customer.answers:
                     attempt.outcome, attempt.connected = "answered", True
                     self.stats["answered"] += 1
-                    self.conversation(session, reserved.account_id, "voice", now)
+                    self.conversation(session, reserved.account_id, "voice", now + TALK)
                 else:
                     voicemail = self.rng.random() < customer.voicemail
                     self.stats["voicemail"] += voicemail
