@@ -334,14 +334,15 @@ class Dispatcher:
                 refuse(session, campaign, row, refusal, now)
                 return 0
             per_second = float(campaign.calls_per_second if row.channel == "voice" else campaign.texts_per_second)
-        reserved = self.reserve(row.account_id, row.channel, now)
+        # The slot first, then the policy: the window and the caps are checked at the moment the request goes.
+        wait = self.pacer.reserve_slot(f"twilio:{row.channel}", per_second)
+        if wait > 0:
+            self.sleep(wait)
+        reserved = self.reserve(row.account_id, row.channel, self.clock())
         if isinstance(reserved, Refusal):
             with session_scope() as session:
                 refuse(session, session.get(Campaign, row.campaign_id), session.get(CampaignContact, row_id), reserved, self.clock())
             return 0
-        wait = self.pacer.reserve_slot(f"twilio:{row.channel}", per_second)
-        if wait > 0:
-            self.sleep(wait)
         try:
             attempt = self.send(reserved)
         except Exception as error:  # the reserved row already says failed or unconfirmed (channels/outbound.py)
