@@ -121,7 +121,7 @@ def misunderstood(turn: Turn) -> None:
 def ask_to_confirm(turn: Turn) -> None:
     """A high-stakes reading below its confidence threshold: ask, and act on the answer next turn."""
     turn.set_slot("pending_intent", turn.intent)
-    turn.set_slot("pending_text", turn.text[:500])
+    turn.set_slot("pending_text", turn.masked_text)
     turn.set_slot("resume_stage", turn.stage)
     turn.reply(f"clarify_{turn.intent}")
     turn.move_to("clarify")
@@ -536,7 +536,7 @@ def already_paid(turn: Turn) -> None:
     turn.conversation.reason_text = turn.masked_text
     days = turn.policy.verify_payment_after_days
     records.create_follow_up(turn.session, turn.account, turn.conversation.id, "verify_payment", turn.today + timedelta(days=days), note)
-    turn.reply("already_paid", "close")
+    turn.reply("already_paid", "close", days=days)
     turn.end("already_paid")
 
 
