@@ -1,2 +1,2 @@
-"""The action server: `rasa_sdk --actions actions` loads every Action subclass from here."""
+"""The custom actions, loaded by the action server (`python -m scripts.action_server`) from this package."""
 from actions import actions  # noqa: F401
