@@ -279,7 +279,11 @@ def verify_first(turn: Turn, topic: str) -> None:
 
 
 def keep_plan(turn: Turn) -> None:
-    records.audit(turn.session, "customer", "promise_reaffirmed", "promise", turn.timeline["open_promise"]["id"], conversation=turn.conversation.id)
+    promise = turn.timeline.get("open_promise")
+    if promise is None:  # settled or replaced meanwhile: start from the reason
+        continue_with_plan_or_reason(turn)
+        return
+    records.audit(turn.session, "customer", "promise_reaffirmed", "promise", promise["id"], conversation=turn.conversation.id)
     turn.reply("plan_kept", "close")
     turn.end("promise_to_pay")
 
