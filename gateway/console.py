@@ -129,7 +129,7 @@ def clear_login_failures(session: Session, ip: str) -> None:
     session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.ip == ip))
 
 
-def _serialise_logins(session: Session) -> None:
+def serialise_logins(session: Session) -> None:
     """One login at a time across every worker, so concurrent guesses can't all pass the count before any is
     recorded. SQLite: take the write lock now; PostgreSQL: an advisory lock until the transaction ends."""
     if session.get_bind().dialect.name == "sqlite":
@@ -170,7 +170,7 @@ def login(request: Request, password: str = Form("")):
     _check_origin(request)
     ip, now = _client_ip(request), utcnow()
     with session_scope() as session:
-        _serialise_logins(session)
+        serialise_logins(session)
         wait = login_retry_after(session, ip, now)
         if wait is None:
             # Digests of equal length, so the comparison takes the same time whatever was typed.

@@ -12,10 +12,12 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
-from gateway.console import (COOKIE, FAILURE_WINDOW, FAILURES_OVERALL, FAILURES_PER_IP, clear_login_failures,
-                             login_retry_after, record_login_failure)
-from kindly.db import session_scope
+from gateway.console import (COOKIE, FAILURE_WINDOW, FAILURES_OVERALL, FAILURES_PER_IP, LOGIN_LOCK,
+                             clear_login_failures, login_retry_after, record_login_failure, serialise_logins)
+from kindly.db import make_engine, session_scope
+from kindly.migrate import upgrade
 from kindly.models import AuditLog, ConsoleLoginFailure, ConsoleSession, utcnow
 from kindly.settings import settings
 from scripts import services
@@ -175,31 +177,50 @@ def test_a_successful_login_clears_the_addresses_failures(stack, forwarded_addre
     assert token_of(login(**{"X-Forwarded-For": address}))
 
 
+def assert_the_throttle_counts(session, now):
+    """Per address and overall, within the window ending `now`."""
+    minute = timedelta(minutes=1)
+    for n in range(FAILURES_PER_IP - 1):
+        record_login_failure(session, "198.51.100.1", now - (14 - n) * minute)
+    record_login_failure(session, "198.51.100.1", now - 20 * minute)  # outside the window
+    assert login_retry_after(session, "198.51.100.1", now) is None
+    record_login_failure(session, "198.51.100.1", now)
+    # Locked until the oldest of the five in the window, 14 minutes ago, leaves it.
+    assert login_retry_after(session, "198.51.100.1", now) == 60
+    assert login_retry_after(session, "198.51.100.1", now + minute + timedelta(seconds=1)) is None
+    assert login_retry_after(session, "198.51.100.2", now) is None
+    clear_login_failures(session, "198.51.100.1")
+    assert login_retry_after(session, "198.51.100.1", now) is None
+
+    for n in range(FAILURES_OVERALL - 1):
+        record_login_failure(session, f"198.51.0.{n}", now - 10 * minute)
+    assert login_retry_after(session, "198.51.100.3", now) is None
+    record_login_failure(session, "198.51.99.99", now - 10 * minute)
+    assert login_retry_after(session, "198.51.100.3", now) == 5 * 60  # everyone, a new address too
+
+
 def test_the_throttle_counts_per_address_and_overall_within_the_window(database):
     now = utcnow() - timedelta(days=30)  # the window ending then holds no failure of the other tests
-    minute = timedelta(minutes=1)
     try:
         with session_scope() as session:
-            for n in range(FAILURES_PER_IP - 1):
-                record_login_failure(session, "198.51.100.1", now - (14 - n) * minute)
-            record_login_failure(session, "198.51.100.1", now - 20 * minute)  # outside the window
-            assert login_retry_after(session, "198.51.100.1", now) is None
-            record_login_failure(session, "198.51.100.1", now)
-            # Locked until the oldest of the five in the window, 14 minutes ago, leaves it.
-            assert login_retry_after(session, "198.51.100.1", now) == 60
-            assert login_retry_after(session, "198.51.100.1", now + minute + timedelta(seconds=1)) is None
-            assert login_retry_after(session, "198.51.100.2", now) is None
-            clear_login_failures(session, "198.51.100.1")
-            assert login_retry_after(session, "198.51.100.1", now) is None
-
-            for n in range(FAILURES_OVERALL - 1):
-                record_login_failure(session, f"198.51.{n // 250}.{n % 250}", now - 10 * minute)
-            assert login_retry_after(session, "198.51.100.3", now) is None
-            record_login_failure(session, "198.51.99.99", now - 10 * minute)
-            assert login_retry_after(session, "198.51.100.3", now) == 5 * 60  # everyone, a new address too
+            assert_the_throttle_counts(session, now)
     finally:
         with session_scope() as session:
             session.execute(delete(ConsoleLoginFailure).where(ConsoleLoginFailure.at <= now))
+
+
+def test_the_throttle_on_postgresql_with_logins_one_at_a_time(postgres_url):
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        with Session(engine) as first, Session(engine) as second:
+            serialise_logins(first)
+            assert second.scalar(select(func.pg_try_advisory_xact_lock(LOGIN_LOCK))) is False
+            assert_the_throttle_counts(first, utcnow())
+            first.commit()
+            assert second.scalar(select(func.pg_try_advisory_xact_lock(LOGIN_LOCK))) is True
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------------- CSRF
