@@ -5,7 +5,8 @@ local profile by default (SQLite, one engine), or `--profile production` (a thro
 --postgres, Redis at REDIS_URL, --engines engines, --workers gateway workers).
 
 Each simulated caller places inbound calls one after another until the time is up, each for a new account
-(created through the REST API, not counted as a turn). A call is signed as Twilio signs it (RequestValidator) and
+(created through the REST API, not counted as a turn), and takes --pause seconds (default 3) before each answer,
+as a caller listens to the bot and speaks (with 0 it is a stress test: every caller answers at once). A call is signed as Twilio signs it (RequestValidator) and
 follows the TwiML's Gather actions: the right-party check, the date of birth, the reason, a plan, and "yes" to the
 read-back. A promise is made when the customer says yes to a read-back, whatever the bot answers.
 At the end it prints the errors (HTTP errors, timeouts and apologies, by the turn they answered), the turn
@@ -96,7 +97,7 @@ async def turn(client: httpx.AsyncClient, url: str, params: dict, tally: Tally) 
     return response.text
 
 
-async def one_call(client: httpx.AsyncClient, gateway: str, phone: str, tally: Tally) -> None:
+async def one_call(client: httpx.AsyncClient, gateway: str, phone: str, tally: Tally, pause: float) -> None:
     tally.calls += 1
     params = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": "AC" + "5" * 32, "From": phone, "To": OUR_NUMBER,
               "Direction": "inbound", "CallStatus": "in-progress"}
@@ -107,6 +108,7 @@ async def one_call(client: httpx.AsyncClient, gateway: str, phone: str, tally: T
             if twiml:
                 tally.ended_early[spoken(twiml)[-80:]] += 1
             return
+        await asyncio.sleep(pause)
         if line == "yes" and READ_BACK.search(spoken(twiml)):
             tally.promises_made += 1
             await turn(client, action, {**params, "SpeechResult": line, "Confidence": "0.9"}, tally)
@@ -130,7 +132,7 @@ async def new_account(api: httpx.AsyncClient, phone: str) -> int:
 _numbers = itertools.count()  # one phone number per account, across the warm-up and the soak
 
 
-async def soak(gateway: str, callers: int, seconds: float, tally: Tally) -> float:
+async def soak(gateway: str, callers: int, seconds: float, tally: Tally, pause: float) -> float:
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=callers + 10)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client, \
@@ -145,7 +147,7 @@ async def soak(gateway: str, callers: int, seconds: float, tally: Tally) -> floa
                 except httpx.HTTPError as error:
                     tally.errors[f"account not created ({type(error).__name__})"] += 1
                     continue
-                await one_call(client, gateway, phone, tally)
+                await one_call(client, gateway, phone, tally, pause)
                 if time.monotonic() >= deadline:
                     return
 
@@ -193,6 +195,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--calls", type=int, default=50, help="concurrent calls")
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds each caller takes before answering")
     parser.add_argument("--profile", choices=("local", "production"), default="local")
     parser.add_argument("--engines", type=int, help="engine instances (default: 1 local, 2 production)")
     parser.add_argument("--workers", type=int, help="gateway workers (default: 1 local, 2 production)")
@@ -212,15 +215,15 @@ def main() -> None:
         with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{database}"')
     database_url = f"{args.postgres}/{database}" if production else f"sqlite:///{tmp / 'soak.db'}"
-    print(f"soak: {args.calls} concurrent calls for {args.minutes:g} min, {args.profile} profile "
+    print(f"soak: {args.calls} concurrent calls for {args.minutes:g} min, {args.pause:g} s before each answer, {args.profile} profile "
           f"({args.engines} engine(s), {args.workers} gateway worker(s), {database_url.split(':')[0]}); "
           f"starting the stack ...", flush=True)
     run = None
     try:
         run, gateway = start_stack(args, tmp, database_url)
-        asyncio.run(soak(gateway, 1, 0, Tally()))  # warm-up: one call
+        asyncio.run(soak(gateway, 1, 0, Tally(), 0))  # warm-up: one call
         tally = Tally()
-        wall = asyncio.run(soak(gateway, args.calls, args.minutes * 60, tally))
+        wall = asyncio.run(soak(gateway, args.calls, args.minutes * 60, tally, args.pause))
         recorded = asyncio.run(promises_recorded(gateway, tally.accounts))
         restarts = (tmp / "run.out").read_text().count("starting it again")
     finally:
