@@ -8,6 +8,7 @@ import secrets
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +29,9 @@ from tests.e2e.twilio_peer import replies, sms
 PASSWORD = settings.console_password
 SPARE_PORT = GATEWAY_PORT + 13  # a second gateway on the same database, next to the stack's ports
 watch_for_leaks(PASSWORD)
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; playwright never downloads a browser here
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
 
 
 def login(password: str = PASSWORD, base: str = GATEWAY_URL, **headers) -> httpx.Response:
@@ -230,11 +234,18 @@ def agent_texts(phone: str, text: str) -> list:
     return [m for m in messages if m["to"] == phone and m["body"] == text]
 
 
-def test_console_forms_need_the_sessions_csrf_token(api):
+def sms_handoff(api) -> tuple[dict, dict]:
+    """A customer who asked for a person by SMS, and the waiting handoff."""
     account = new_account(api)
     sms(account["phone"], "hi")
     assert replies(sms(account["phone"], "can i speak to a human please"))
     [handoff] = api.get("/api/handoffs", params={"account_id": account["id"]}).json()
+    assert handoff["status"] == "waiting"
+    return account, handoff
+
+
+def test_console_forms_need_the_sessions_csrf_token(api):
+    account, handoff = sms_handoff(api)
     page = f"/console/handoffs/{handoff['id']}"
     mine, theirs = agent(token_of(login())), agent(token_of(login()))
     with mine, theirs:
@@ -270,3 +281,38 @@ def test_console_forms_need_the_sessions_csrf_token(api):
 def test_login_from_another_site_is_refused(stack):
     assert login(Origin="https://evil.example").status_code == 403
     assert token_of(login(Origin=GATEWAY_URL))
+
+
+# ------------------------------------------------------------------------------------------- in a browser
+
+def test_an_agent_logs_in_and_replies_in_a_real_browser(api):
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM} to drive (Debian's chromium package)")
+    browsers = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    account, handoff = sms_handoff(api)
+    text = f"Hi, this is Sam from the bank {uuid.uuid4().hex[:6]}"
+    with browsers.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{GATEWAY_URL}/console")  # not logged in: the login page
+            page.fill("input[name=password]", PASSWORD)
+            page.click("text=Log in")
+            browsers.expect(page.locator("h1")).to_have_text("Handoffs waiting")
+            [cookie] = page.context.cookies()
+            assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"], cookie["secure"]) == \
+                (COOKIE, True, "Strict", "/console", False)
+            page.click(f"a[href='/console/handoffs/{handoff['id']}']")
+            browsers.expect(page.locator("h1")).to_have_text(f"Handoff #{handoff['id']}")
+            page.fill("textarea[name=text]", text)
+            page.click("text=Send")  # the browser sends its Origin: the gateway's own
+            browsers.expect(page.locator(".agent")).to_contain_text(text)
+            page.click("text=back to the queue")
+            page.click("text=Log out")
+            browsers.expect(page.locator("input[name=password]")).to_be_visible()
+            assert page.context.cookies() == []
+        finally:
+            browser.close()
+    claimed = api.get(f"/api/handoffs/{handoff['id']}").json()
+    assert claimed["status"] == "claimed" and [m["text"] for m in claimed["messages"] if m["role"] == "agent"] == [text]
+    assert len(agent_texts(account["phone"], text)) == 1
