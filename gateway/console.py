@@ -168,9 +168,10 @@ def login_form() -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, password: str = Form("")):
     _check_origin(request)
-    ip, now = _client_ip(request), utcnow()
+    ip = _client_ip(request)
     with session_scope() as session:
         serialise_logins(session)
+        now = utcnow()  # after the lock: the logins that held it before are all in the past
         wait = login_retry_after(session, ip, now)
         if wait is None:
             # Digests of equal length, so the comparison takes the same time whatever was typed.

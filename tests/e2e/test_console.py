@@ -6,6 +6,7 @@ import itertools
 import re
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -169,6 +170,13 @@ def test_wrong_passwords_lock_the_address_out(stack, forwarded_addresses):
     assert actions.count(("console_login_failed", attacker)) == FAILURES_PER_IP
     assert ("console_login", colleague) in actions and ("console_login", attacker) not in actions
     assert find_leaks(guesses, stack["logs"], [settings.database_url]) == []
+
+
+def test_simultaneous_guesses_get_no_more_password_checks_than_the_limit(stack, forwarded_addresses):
+    attacker = forwarded_addresses[0]
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda n: login(f"guess {n}", **{"X-Forwarded-For": attacker}).status_code, range(20)))
+    assert sorted(codes) == [401] * FAILURES_PER_IP + [429] * (20 - FAILURES_PER_IP)
 
 
 def test_a_successful_login_clears_the_addresses_failures(stack, forwarded_addresses):
