@@ -23,7 +23,7 @@ from kindly.models import Account, CampaignContact, ContactAttempt
 from scripts import services
 from tests.conftest import ADMIN_HEADERS, GATEWAY_PORT, SIMULATOR_PORT
 
-ACCOUNTS = 24
+ACCOUNTS = 40
 RATE = Decimal("2")  # calls per second: far above what the dispatch itself costs, far below the simulator's limits
 SIM_PORT, GATEWAY = SIMULATOR_PORT + 9, GATEWAY_PORT + 9
 # (country, time zone, a number there) covering every hour of the day with at least one window open.
@@ -89,8 +89,9 @@ def watch_calls(simulator: str, phones: set[str], timeout: float = 90) -> tuple[
     see a second call if there were one)."""
     samples, deadline, done_at = [], time.monotonic() + timeout, None
     while time.monotonic() < deadline:
+        asked = time.monotonic()
         calls = [c for c in httpx.get(f"{simulator}/sim/calls", timeout=10).json() if c["to"] in phones]
-        samples.append((time.monotonic(), len(calls)))
+        samples.append(((asked + time.monotonic()) / 2, len(calls)))  # the count held at some moment of the request
         if len(calls) >= len(phones) and done_at is None:
             done_at = time.monotonic()
         if done_at is not None and time.monotonic() - done_at > 3:
@@ -100,10 +101,11 @@ def watch_calls(simulator: str, phones: set[str], timeout: float = 90) -> tuple[
 
 
 def observed_rate(samples: list[tuple[float, int]], total: int) -> float:
-    """Calls per second between the first call seen and the last one: (total - 1) intervals over that window."""
-    first = next(t for t, n in samples if n >= 1)
-    last = next(t for t, n in samples if n >= total)
-    return (total - 1) / (last - first)
+    """Calls per second from the first sample that saw a call to the first that saw them all: the calls counted
+    in between over the time between (the first sample may already see several, if dispatch began before it)."""
+    first_time, first_count = next((t, n) for t, n in samples if n >= 1)
+    last_time = next(t for t, n in samples if n >= total)
+    return (total - first_count) / (last_time - first_time)
 
 
 def check_dispatch(simulator: str, accounts: list[tuple[int, str]], logs: Path, tag: str) -> None:
