@@ -99,15 +99,18 @@ def macro_f1(gold: list, predicted: list, over_gold: bool = True) -> float:
     return f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)
 
 
+def on_guess(row: dict, thresholds: dict) -> bool:
+    """A wrong high-stakes reading the dialogue would act on without asking."""
+    return (
+        row["intent"] in thresholds and row["intent"] != row["gold"] and not row["matched"]
+        and row["confidence"] >= thresholds[row["intent"]]
+    )
+
+
 def figures(rows: list[dict], thresholds: dict) -> dict:
     gold = [r["gold"] for r in rows]
     predicted = [r["intent"] for r in rows]
     high_stakes = [r for r in rows if r["gold"] in thresholds]
-    for r in rows:
-        r["on_guess"] = (
-            r["intent"] in thresholds and r["intent"] != r["gold"] and not r["matched"]
-            and r["confidence"] >= thresholds[r["intent"]]
-        )
     return {
         "examples": len(rows),
         "macro_f1": macro_f1(gold, predicted),
@@ -117,7 +120,7 @@ def figures(rows: list[dict], thresholds: dict) -> dict:
         "without_fallback_macro_f1": macro_f1(gold, [r["without_fallback"] for r in rows]),
         "high_stakes_correct": sum(r["intent"] == r["gold"] for r in high_stakes),
         "high_stakes": len(high_stakes),
-        "on_guess": sum(r["on_guess"] for r in rows),
+        "on_guess": sum(on_guess(r, thresholds) for r in rows),
         # correct high-stakes readings the dialogue acts on at once; the rest get a confirming question first
         "acted_at_once": sum(r["matched"] or r["confidence"] >= thresholds[r["gold"]] for r in high_stakes if r["intent"] == r["gold"]),
         # per high-stakes intent, the most confident wrong reading: a threshold must stay above it
@@ -163,7 +166,7 @@ def report(language: str, title: str, rows: list[dict], thresholds: dict, entiti
     )
     for r in rows:
         if r["intent"] != r["gold"]:
-            mark = "GUESS " if r["on_guess"] else "match " if r["matched"] else "      "
+            mark = "GUESS " if on_guess(r, thresholds) else "match " if r["matched"] else "      "
             print(f"    {mark}{r['gold']:>24} -> {r['intent']:<24} {r['confidence']:.2f}  {r['text']}")
 
 
