@@ -11,7 +11,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
-.PHONY: run run-production test chat setup unit engine-test rasa-test bench soak clean import
+.PHONY: run run-production test browser chat setup unit engine-test rasa-test bench soak clean import
 
 setup: .venv-engine/.done .venv-app/.done $(MODEL)
 
@@ -41,7 +41,13 @@ run-production: setup
 chat: setup
 	$(APP)/python -m scripts.chat $(ACCOUNT)
 
-test: setup
+# Debian's chromium for the console's browser test; where it can't be installed, that test is skipped with the reason.
+browser:
+	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "chromium could not be installed: the console's browser test will be skipped"
+
+test: setup browser
 	$(ENGINE)/rasa data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 	$(ENGINE)/python -m pytest tests/engine -q --confcutdir=tests/engine
 	$(ENGINE)/rasa test core --model $(MODEL) --stories tests/ --out results/core --fail-on-prediction-errors
