@@ -243,10 +243,11 @@ def main() -> None:
     print(f"promises made {tally.promises_made}, recorded {recorded}: {'equal' if recorded == tally.promises_made else 'NOT EQUAL'}")
     for words, count in tally.ended_early.most_common(3):
         print(f"  {count} call(s) ended before a promise, the bot's last words: ...{words}")
-    if recorded == tally.promises_made:
+    if recorded == tally.promises_made and not errors:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         print(f"logs kept in {tmp}")
+    if recorded != tally.promises_made:
         sys.exit(1)
 
 
