@@ -286,7 +286,9 @@ def clean_row(number: int, raw: dict, policy: Policy) -> Cleaned:
         try:
             fields[name] = parse(raw.get(name))
         except ValueError as error:
-            rejections.append(Rejection(number, name, str(error)))
+            # The report is stored and shown: a date of birth is never written into it, even a malformed one.
+            reason = str(error).split(":")[0] if name == "date_of_birth" else str(error)
+            rejections.append(Rejection(number, name, reason))
             unusable.add(name)
     flagged = False
     try:
