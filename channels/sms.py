@@ -15,7 +15,7 @@ from channels.twilio_edge import signed_form
 from channels.twilio_receipts import answer_once, twilio_id, twiml
 from kindly import records
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, OptOut
+from kindly.models import Account, Conversation, Handoff, OptOut, as_utc
 from kindly.privacy import mask_text
 from kindly.settings import settings
 from kindly.texts import say
@@ -122,7 +122,7 @@ def _open_conversation(session, account: Account) -> Optional[Conversation]:
         return None
     idle_since = datetime.now(timezone.utc) - timedelta(hours=settings.sms_inactivity_hours)
     last = conversation.last_activity_at
-    if (last if last.tzinfo else last.replace(tzinfo=timezone.utc)) < idle_since:
+    if as_utc(last) < idle_since:
         records.end_conversation(session, conversation, "no_commitment")
         return None
     return conversation

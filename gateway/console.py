@@ -29,8 +29,7 @@ from gateway.operations import agent_reply, get_handoff, resolve_handoff
 from gateway.schemas import AgentMessageIn, Disposition, ResolveIn
 from kindly import records
 from kindly.db import session_scope
-from kindly.models import ConsoleLoginFailure, ConsoleSession, Handoff, utcnow
-from kindly.payments import aware
+from kindly.models import ConsoleLoginFailure, ConsoleSession, Handoff, as_utc, utcnow
 from kindly.settings import settings
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -117,7 +116,7 @@ def _wait(session: Session, limit: int, now: datetime, *where) -> Optional[int]:
         .where(ConsoleLoginFailure.at > now - FAILURE_WINDOW, ConsoleLoginFailure.at <= now, *where)
         .order_by(ConsoleLoginFailure.at.desc()).offset(limit - 1).limit(1)
     )
-    return max(1, math.ceil((aware(limit_th) + FAILURE_WINDOW - now).total_seconds())) if limit_th else None
+    return max(1, math.ceil((as_utc(limit_th) + FAILURE_WINDOW - now).total_seconds())) if limit_th else None
 
 
 def record_login_failure(session: Session, ip: str, now: datetime) -> None:

@@ -44,7 +44,7 @@ from kindly.contact_policy import Refusal
 from kindly.db import get_engine, session_scope
 from kindly.importer import same_person_key
 from kindly.models import (
-    Account, Campaign, CampaignContact, ContactAttempt, Conversation, Promise, RateBucket, TranscriptTurn, utcnow,
+    Account, Campaign, CampaignContact, ContactAttempt, Conversation, Promise, RateBucket, TranscriptTurn, as_utc, utcnow,
 )
 from kindly.policy import load_policy
 from kindly.queue import app, broker_url
@@ -152,7 +152,7 @@ def _campaign_or_error(session: Session, campaign_id: int) -> Campaign:
 
 def enrol(session: Session, campaign: Campaign, now: datetime) -> int:
     """One first-step row per account of the audience (again: no change for those already in)."""
-    first_due = max(now, campaign.starts_at or now)
+    first_due = max(now, as_utc(campaign.starts_at) if campaign.starts_at else now)
     enrolled = select(CampaignContact.account_id).where(CampaignContact.campaign_id == campaign.id, CampaignContact.step == 0)
     ids = audience(campaign).where(Account.id.not_in(enrolled))
     result = session.execute(insert(CampaignContact).from_select(
@@ -325,7 +325,6 @@ class Dispatcher:
             row = session.get(CampaignContact, row_id)
             campaign = session.get(Campaign, row.campaign_id)
             account = session.get(Account, row.account_id)
-            step = campaign.plan[row.step]
             if row.step > 0 and reached_since(session, account.id, campaign.started_at):
                 close(row, "skipped", now, "reached by an earlier step")
                 return 0
@@ -432,7 +431,7 @@ def refuse(session: Session, campaign: Campaign, row: CampaignContact, refusal: 
 def step_deadline(campaign: Campaign, step: int) -> datetime:
     """A step that keeps waiting for the window or the caps gives up GIVE_UP_AFTER after its earliest start."""
     delay = sum(s["after_hours"] for s in campaign.plan[: step + 1])
-    return _aware(campaign.started_at) + timedelta(hours=delay) + GIVE_UP_AFTER
+    return as_utc(campaign.started_at) + timedelta(hours=delay) + GIVE_UP_AFTER
 
 
 def next_window_opening(account: Account, now: datetime) -> datetime:
@@ -483,7 +482,7 @@ def settle(session: Session, campaign: Campaign, now: datetime) -> None:
     for row, outcome, connected, at in rows:
         if connected:
             close(row, "done", now, "answered")
-        elif outcome in NOT_REACHED or now - _aware(at) > OUTCOME_TIMEOUT:
+        elif outcome in NOT_REACHED or now - as_utc(at) > OUTCOME_TIMEOUT:
             if row.tries <= campaign.plan[row.step]["retries"]:
                 row.status, row.due_at, row.detail = "pending", now + RETRY_AFTER, f"retry after {outcome}"
             else:
@@ -505,11 +504,7 @@ def next_due(campaign_id: int) -> Optional[datetime]:
     with session_scope() as session:
         due = session.scalar(select(func.min(CampaignContact.due_at)).where(
             CampaignContact.campaign_id == campaign_id, CampaignContact.status.in_(("pending", "sent"))))
-    return _aware(due) if due else None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return as_utc(due) if due else None
 
 
 # ---------------------------------------------------------------------------------------------- progress

@@ -5,7 +5,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Optional
 
@@ -79,8 +79,9 @@ def payments_command(args: argparse.Namespace) -> int:
 def _when(text: Optional[str]) -> Optional[datetime]:
     if not text:
         return None
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    from kindly.models import as_utc
+
+    return as_utc(datetime.fromisoformat(text))
 
 
 def campaign_command(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kindly import formatting, records
-from kindly.models import Account, FollowUp, Handoff, Promise, PromiseInstallment
+from kindly.models import Account, FollowUp, Handoff, Promise, PromiseInstallment, as_utc
 from kindly.policy import load_policy
 from kindly.texts import say
 
@@ -128,7 +128,7 @@ def due_moment(kind: str, due_on: date, due_at: Optional[datetime], zones: list[
     """When a follow-up is due: its own moment, else the start of its day in the customer's time zone; a
     contact waits for the window."""
     if due_at is not None:
-        return due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
+        return as_utc(due_at)
     midnight = local_midnight(due_on, home_zone)
     return next_window_opening(midnight, zones, start, end) if kind in CONTACT_KINDS else midnight
 

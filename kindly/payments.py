@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from kindly import follow_through, records
 from kindly.db import session_scope
 from kindly.importer import ImportRefused, parse_date, parse_money, read_table, text
-from kindly.models import Account, Payment, Promise
+from kindly.models import Account, Payment, Promise, as_utc
 from kindly.policy import load_policy
 
 MAX_ROW_ID = 2**31 - 1
@@ -53,11 +53,6 @@ class PaymentResult:
     field: Optional[str] = None  # the field at fault, for a rejection
     payment_id: Optional[int] = None
     account_id: Optional[int] = None
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def local_today(account: Account, now: Optional[datetime] = None) -> date:
@@ -122,7 +117,7 @@ def latest_promise(session: Session, account_id: int) -> Optional[Promise]:
 
 def promised_on(promise: Promise, account: Account) -> date:
     """The day the promise was made, in the customer's time zone: payments from that day on count towards it."""
-    return aware(promise.created_at).astimezone(ZoneInfo(account.timezone)).date()
+    return as_utc(promise.created_at).astimezone(ZoneInfo(account.timezone)).date()
 
 
 def settle_account(session: Session, account: Account, now: Optional[datetime] = None) -> Optional[Promise]:

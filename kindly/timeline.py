@@ -7,7 +7,7 @@ from typing import Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kindly.models import Account, Conversation, Handoff, Promise, PromiseInstallment, VerificationAttempt
+from kindly.models import Account, Conversation, Handoff, Promise, PromiseInstallment, VerificationAttempt, as_utc
 from kindly.policy import load_policy
 
 OPEN_HANDOFF_STATUSES = ("waiting", "claimed")
@@ -36,8 +36,7 @@ def failed_verifications(session: Session, account_id: int, now: Optional[dateti
         select(func.max(VerificationAttempt.at)).where(VerificationAttempt.account_id == account_id, VerificationAttempt.succeeded.is_(True))
     )
     if last_success is not None:
-        last_success = last_success if last_success.tzinfo else last_success.replace(tzinfo=timezone.utc)
-        since = max(since, last_success)
+        since = max(since, as_utc(last_success))
     return session.scalar(
         select(func.count(VerificationAttempt.id)).where(
             VerificationAttempt.account_id == account_id, VerificationAttempt.succeeded.is_(False), VerificationAttempt.at > since

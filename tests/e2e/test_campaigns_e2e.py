@@ -4,7 +4,6 @@ the real twilio client on the Twilio simulator. Checked from the simulator's sid
 exactly once (no double contact between the workers), and the calls arriving at the campaign's rate (within
 10%, measured as calls counted over the window, not as our code's speed). One campaign is driven through the
 REST API, the other through the CLI."""
-import os
 import subprocess
 import sys
 import time

@@ -11,7 +11,6 @@ import yaml
 rasa = pytest.importorskip("rasa")
 
 from rasa.core.agent import Agent  # noqa: E402
-from rasa.core.channels import UserMessage  # noqa: E402
 from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
 from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
 from rasa.engine.storage.resource import Resource  # noqa: E402

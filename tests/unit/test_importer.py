@@ -2,7 +2,6 @@
 UTF-8 with a BOM and GB18030, and XLSX) written to the test database, re-imported and updated, and the
 POST /api/imports endpoint over HTTP on a real gateway."""
 import csv
-import os
 import time
 from datetime import date, datetime
 from decimal import Decimal
