@@ -1,6 +1,7 @@
 """The campaign API: create, start, pause, resume, and the progress (kindly/campaigns.py)."""
 from fastapi import APIRouter, Depends, HTTPException
 
+from gateway.api import RowId
 from gateway.auth import require_admin
 from gateway.schemas import CampaignIn
 from kindly import campaigns
@@ -33,7 +34,7 @@ def create_campaign(body: CampaignIn) -> dict:
 
 
 @router.get("/campaigns/{campaign_id}")
-def get_campaign(campaign_id: int) -> dict:
+def get_campaign(campaign_id: RowId) -> dict:
     return _progress(campaign_id)
 
 
@@ -47,15 +48,15 @@ def _change(action, campaign_id: int) -> dict:
 
 
 @router.post("/campaigns/{campaign_id}/start")
-def start_campaign(campaign_id: int) -> dict:
+def start_campaign(campaign_id: RowId) -> dict:
     return _change(campaigns.start, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/pause")
-def pause_campaign(campaign_id: int) -> dict:
+def pause_campaign(campaign_id: RowId) -> dict:
     return _change(campaigns.pause, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/resume")
-def resume_campaign(campaign_id: int) -> dict:
+def resume_campaign(campaign_id: RowId) -> dict:
     return _change(campaigns.resume, campaign_id)
