@@ -89,7 +89,7 @@ def load_settings() -> Settings:
         # The Mandarin voice reads an English name letter by letter or in English: give the bank's Chinese name.
         bank_name_zh=env("BANK_NAME_ZH", "海港银行"),
         # The natural person a limited-content voicemail names (12 CFR 1006.2(j)): a real colleague in production.
-        contact_person=env("CONTACT_PERSON", "Jordan Lee"),
+        contact_person=env("CONTACT_PERSON", "Casey Brooks"),
         contact_person_zh=env("CONTACT_PERSON_ZH", "李文"),
         callback_number=env("CALLBACK_NUMBER", "+18005550199"),
         # Several engines, comma-separated: any of them serves any conversation (the tracker store is shared).

@@ -82,7 +82,7 @@ def test_the_voicemail_is_a_limited_content_message():
     """12 CFR 1006.2(j): the business name, a request to reply, a natural person and a phone number; no customer
     name and nothing beyond the optional parts (no thanks, no word of a debt)."""
     for language in ("en", "zh"):
-        text = say("voicemail", language, contact_person="Jordan Lee")
-        assert "Jordan Lee" in text and "+18005550199" in text
+        text = say("voicemail", language, contact_person="Casey Brooks")
+        assert "Casey Brooks" in text and "+18005550199" in text
         assert "{name}" not in all_texts()["voicemail"][language]
         assert not re.search(r"thank|谢谢|debt|欠|逾期|还款|payment", text, re.IGNORECASE)
