@@ -4,8 +4,9 @@ from sqlalchemy import select
 
 from channels.twilio_edge import TWILIO_ERRORS, logger, our_number, send_sms
 from kindly import formatting
+from kindly.contact_policy import opted_out
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, OptOut, Promise
+from kindly.models import Account, Conversation, Handoff, Promise
 from kindly.settings import settings
 from kindly.texts import say
 
@@ -27,7 +28,7 @@ def promise_confirmation(conversation_id: str) -> str | None:
         if promise is None:
             return None
         account = session.get(Account, promise.account_id)
-        if session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")):
+        if opted_out(session, account, "sms"):
             return None
         return promise_summary(promise, session.get(Conversation, conversation_id).language)
 

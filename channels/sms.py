@@ -14,8 +14,9 @@ from channels.outcomes import notify_agent_of_handoff, promise_confirmation
 from channels.twilio_edge import signed_form
 from channels.twilio_receipts import answer_once, twilio_id, twiml
 from kindly import records
+from kindly.contact_policy import opted_out
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, OptOut, as_utc
+from kindly.models import Account, Conversation, Handoff, as_utc
 from kindly.privacy import mask_text
 from kindly.settings import settings
 from kindly.texts import say
@@ -57,7 +58,7 @@ def _handle(form: dict) -> str:
             return keyword_answer
         # One thread per customer: while a person holds it, on any channel, the text goes to them.
         handoff, reopened = records.handoff_holding(session, account)
-        if handoff is None and _opted_out(session, account):
+        if handoff is None and opted_out(session, account, "sms"):
             handoff, reopened = _handoff_after_opt_out(session, account), True
         if handoff is not None:
             records.add_customer_message(session, handoff, mask_text(clean_text(body), datetime.now(timezone.utc).date()), "sms")
@@ -89,21 +90,17 @@ def _handoff_after_opt_out(session, account: Account) -> Handoff:
     return records.create_handoff(session, account, conversation, "requested_human", "wrote after opting out of SMS")
 
 
-def _opted_out(session, account: Account) -> bool:
-    return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == "sms")) is not None
-
-
 def _answer_keyword(session, account: Account, keyword: str) -> Optional[str]:
     """STOP, START and HELP are answered before the bot sees the text; None for any other message."""
-    opted_out = _opted_out(session, account)
+    already_out = opted_out(session, account, "sms")
     if keyword in STOP_WORDS:
         conversation = _open_conversation(session, account)
         records.record_opt_out(session, account, "sms", conversation.id if conversation else None)
         if conversation:
             records.end_conversation(session, conversation, "opted_out")
         # One confirmation only: a second STOP gets no answer.
-        return messages() if opted_out else messages(say("sms_opted_out", account.language, "sms"))
-    if keyword in START_WORDS and opted_out:
+        return messages() if already_out else messages(say("sms_opted_out", account.language, "sms"))
+    if keyword in START_WORDS and already_out:
         records.remove_opt_out(session, account, "sms")
         return messages(say("sms_opted_in", account.language, "sms"))
     if keyword in HELP_WORDS:

@@ -19,7 +19,7 @@ A request that failed in the network is counted: Twilio may have placed the call
 customer's contacts, not ours, and are never attempts.
 """
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from importlib.resources import files
 from typing import Optional, Union
@@ -36,6 +36,7 @@ from kindly.models import (
 )
 from kindly.policy import Policy, load_policy
 from kindly.settings import settings
+from kindly.timeline import OPEN_HANDOFF_STATUSES
 
 FLAG_REFUSALS = {
     "wrong_number": "the number is marked as a wrong number",
@@ -48,7 +49,6 @@ FLAG_REFUSALS = {
 }
 CHANNELS = ("voice", "sms")
 PURPOSES = ("collection", "reminder", "callback", "recontact")
-OPEN_HANDOFF = ("waiting", "claimed")
 # Outcomes not known yet: the call may still connect, so it counts against the connected-call cap.
 IN_FLIGHT = ("reserved", "initiated", "unconfirmed")
 UNKNOWN_ZONE = "Etc/Unknown"
@@ -98,7 +98,7 @@ def check_agent_reply(session: Session, account: Account, now: Optional[datetime
     """An agent's SMS: a person answering, not an automated contact, so no hold or cap applies. The opt-out
     does, and so does the window, unless the customer wrote to us in the last hour."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    if _opted_out(session, account, "sms"):
+    if opted_out(session, account, "sms"):
         return Refusal("opted_out", "the customer opted out of sms")
     if customer_wrote_since(session, account, now - CUSTOMER_WROTE_WITHIN):
         return None
@@ -132,10 +132,10 @@ def _hold(session: Session, account: Account, channel: str, purpose: str, now: d
     for flag, message in FLAG_REFUSALS.items():
         if flag in account.flags:
             return Refusal(flag, message)
-    if _opted_out(session, account, channel):
+    if opted_out(session, account, channel):
         return Refusal("opted_out", f"the customer opted out of {channel}")
     # The callback a colleague owes a caller nobody could take is the one contact an open handoff allows.
-    if purpose != "callback" and session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF)).limit(1)):
+    if purpose != "callback" and session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF_STATUSES)).limit(1)):
         return Refusal("open_handoff", "the customer's case is with an agent")
     if purpose == "collection":
         next_due = _next_promised_part(session, account, now.astimezone(_home_zone(account)).date())
@@ -144,7 +144,7 @@ def _hold(session: Session, account: Account, channel: str, purpose: str, now: d
     return None
 
 
-def _opted_out(session: Session, account: Account, channel: str) -> bool:
+def opted_out(session: Session, account: Account, channel: str) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == channel)) is not None
 
 
@@ -159,8 +159,7 @@ def _next_promised_part(session: Session, account: Account, today: date) -> Opti
 # --------------------------------------------------------------------------------------------------- window
 
 def _outside_window(policy: Policy, account: Account, now: datetime) -> Optional[Refusal]:
-    window = policy.calling_window.get(account.country, policy.calling_window["US"])
-    start, end = time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
+    start, end = policy.contact_hours(account.country)
     for zone in sorted(contact_zones(account)):
         local = now.astimezone(ZoneInfo(zone))
         if not start <= local.time() < end:

@@ -144,11 +144,6 @@ def retry_after_refusal(rule: str, now: datetime, zones: list[str], home_zone: s
     return None
 
 
-def calling_window(policy, country: str) -> tuple[time, time]:
-    window = policy.calling_window.get(country, policy.calling_window["US"])
-    return time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
-
-
 # ------------------------------------------------------------------------------------- broken promise
 
 def broken_promise_line(session: Session, account: Account, language: str) -> Optional[str]:

@@ -1,6 +1,7 @@
 """The collections policy, loaded once from policy.yml (or KINDLY_POLICY_FILE)."""
 import os
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,11 @@ class Policy:
     grace_days: int
     agent_callback_after_minutes: int
     max_agent_callbacks: int
+
+    def contact_hours(self, country: str) -> tuple[time, time]:
+        """The calling window in the debtor's local time: the country's, or the US one by default."""
+        window = self.calling_window.get(country, self.calling_window["US"])
+        return time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
 
 
 @lru_cache(maxsize=None)

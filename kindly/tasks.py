@@ -170,7 +170,7 @@ def queue_due_follow_ups(at: datetime) -> list[int]:
         ).all()
         for follow_up in candidates:
             account = session.get(Account, follow_up.account_id)
-            start, end = follow_through.calling_window(policy, account.country)
+            start, end = policy.contact_hours(account.country)
             due = follow_through.due_moment(
                 follow_up.kind, follow_up.due_on, follow_up.due_at, sorted(contact_zones(account)), account.timezone, start, end,
             )
@@ -291,7 +291,7 @@ def _contact(contact: Contact, at: datetime) -> Outcome:
 def _refused(account_id: int, refusal: Refusal, at: datetime) -> Outcome:
     with session_scope() as session:
         account = session.get(Account, account_id)
-        start, end = follow_through.calling_window(load_policy(), account.country)
+        start, end = load_policy().contact_hours(account.country)
         until = follow_through.retry_after_refusal(refusal.rule, at, sorted(contact_zones(account)), account.timezone, start, end)
     detail = f"refused by the contact policy: {refusal.rule}: {refusal.message}"
     return Outcome("open", detail, until) if until else Outcome("cancelled", detail)

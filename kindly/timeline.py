@@ -48,12 +48,6 @@ def verification_locked(session: Session, account_id: int) -> bool:
     return failed_verifications(session, account_id) >= load_policy().max_verification_attempts
 
 
-def open_handoff(session: Session, account_id: int) -> Optional[Handoff]:
-    return session.scalar(
-        select(Handoff).where(Handoff.account_id == account_id, Handoff.status.in_(OPEN_HANDOFF_STATUSES)).order_by(Handoff.id.desc())
-    )
-
-
 def account_timeline(session: Session, account: Account, today, current_conversation_id: Optional[str] = None) -> dict:
     """A JSON-ready summary. It carries no date of birth, card number or ID: it is stored with the engine's tracker."""
     promise = open_promise(session, account.id)
