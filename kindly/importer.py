@@ -88,7 +88,7 @@ class Rejection(NamedTuple):
 class CleanRow(NamedTuple):
     row: int
     account: tuple  # values in ACCOUNT_COLUMNS order
-    date_of_birth: date  # hashed only when the account is new or its stored hash does not match (scrypt is slow)
+    date_of_birth: date  # hashed only when the account is new or its stored hash does not match
 
 
 Cleaned = Union[CleanRow, list[Rejection]]
@@ -151,7 +151,7 @@ class Table:
     encoding: str
     columns: dict[str, int]  # our field -> its column index
     ignored_columns: list[str]
-    rows: Iterator[tuple[int, dict]]  # (row number as the spreadsheet shows it, {field: cell})
+    rows: Iterator[tuple[int, tuple]]  # (row number as the spreadsheet shows it, its cells); blank lines left out
 
 
 def open_table(path: Path) -> Table:
@@ -165,13 +165,22 @@ def open_table(path: Path) -> Table:
         elif key:
             ignored.append(str(name).strip())
 
-    def records() -> Iterator[tuple[int, dict]]:
+    def numbered() -> Iterator[tuple[int, tuple]]:
         for number, cells in enumerate(rows, start=2):
-            if not any(cell not in (None, "") and str(cell).strip() for cell in cells):
-                continue  # a blank line
-            yield number, {key: cells[index] if index < len(cells) else None for key, index in columns.items()}
+            if any(cell not in (None, "") and str(cell).strip() for cell in cells):
+                yield number, cells
 
-    return Table(encoding, columns, ignored, records())
+    return Table(encoding, columns, ignored, numbered())
+
+
+def record(cells: tuple, columns: dict[str, int]) -> dict:
+    """{field: cell} for one row's cells."""
+    return {key: cells[index] if index < len(cells) else None for key, index in columns.items()}
+
+
+def external_id_of(cells: tuple, columns: dict[str, int]) -> str:
+    index = columns.get("external_id")
+    return text(cells[index]) if index is not None and index < len(cells) else ""
 
 
 # ---------------------------------------------------------------------------------------------- cleaning
@@ -316,9 +325,9 @@ def clean_row(number: int, raw: dict, policy: Policy) -> Cleaned:
     ), account.date_of_birth)
 
 
-def clean_chunk(rows: list[tuple[int, dict]]) -> list[Cleaned]:
+def clean_chunk(rows: list[tuple[int, tuple]], columns: dict[str, int]) -> list[Cleaned]:
     policy = load_policy()
-    return [clean_row(number, raw, policy) for number, raw in rows]
+    return [clean_row(number, record(cells, columns), policy) for number, cells in rows]
 
 
 def chunks(iterable: Iterable, size: int) -> Iterator[list]:
@@ -431,21 +440,28 @@ class ChunkResult:
     rejections: list  # one list of Rejection per rejected row
     accepted: list  # the phones of the accepted rows
     segments: list
-    writes: Writes
+    created: int
+    updated: int
+    unchanged: int
 
 
 def process_chunk(job: tuple) -> ChunkResult:
-    """Clean one chunk and work out its writes: the part that runs in a worker process. The chunks of one
-    import never share an external_id (rule 1), so their plans never collide."""
-    size, rows, url, import_id, actor = job
+    """Clean, plan and write one chunk, in one transaction: the part that runs in a worker process. The chunks of
+    one import never share an external_id (rule 1), so workers writing side by side never touch one account."""
+    size, rows, columns, url, import_id, actor = job
     from kindly.db import engine_for
 
-    cleaned = clean_chunk(rows)
+    cleaned = clean_chunk(rows, columns)
     good = [item for item in cleaned if isinstance(item, CleanRow)]
-    with engine_for(url).connect() as connection:
+    engine = engine_for(url)
+    # Planned before the write transaction opens: SQLite's write lock is then held only for the writes.
+    with engine.connect() as connection:
         writes = plan_writes(connection, good, import_id, actor) if good else Writes()
+    with engine.begin() as connection:
+        write(connection, writes)
     return ChunkResult(size, [item for item in cleaned if not isinstance(item, CleanRow)],
-                       [row.account[2] for row in good], [row.account[-1] for row in good], writes)
+                       [row.account[2] for row in good], [row.account[-1] for row in good],
+                       len(writes.inserts), len(writes.updates), writes.unchanged)
 
 
 def _fresh_connections_after_fork() -> None:
@@ -484,9 +500,9 @@ def last_rows(path: Path) -> tuple[dict[str, int], int]:
     rows."""
     last: dict[str, int] = {}
     count = 0
-    for count, (number, raw) in enumerate(open_table(path).rows, start=1):
-        external_id = text(raw.get("external_id"))
-        if external_id:
+    table = open_table(path)
+    for count, (number, cells) in enumerate(table.rows, start=1):
+        if external_id := external_id_of(cells, table.columns):
             last[external_id] = number
     return last, count
 
@@ -514,7 +530,7 @@ def import_file(
 ) -> Report:
     """Clean, deduplicate, segment and write one file, returning its report. Each chunk of rows is one
     transaction, so a long import never holds the database for long; an import that fails half way is completed
-    by importing the file again (which changes nothing that is already written). `workers` > 1 cleans and hashes
+    by importing the file again (which changes nothing that is already written). `workers` > 1 cleans, hashes and writes
     in that many processes (not from inside a daemonic Celery worker process)."""
     path = Path(path)
     report = Report(file=path.name)
@@ -527,19 +543,19 @@ def import_file(
     if on_total:
         on_total(total)
 
-    def keep_last(batch: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+    def keep_last(batch: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         kept = []
-        for number, raw in batch:
-            external_id = text(raw.get("external_id"))
+        for number, cells in batch:
+            external_id = external_id_of(cells, table.columns)
             if external_id and last.get(external_id, number) != number:
                 report.duplicates_merged += 1
                 report.duplicates.append({"row": number, "external_id": external_id, "merged_into_row": last[external_id]})
             else:
-                kept.append((number, raw))
+                kept.append((number, cells))
         return kept
 
     url = engine.url.render_as_string(hide_password=False)
-    jobs = ((len(batch), keep_last(batch), url, import_id, actor) for batch in chunks(table.rows, CHUNK_ROWS))
+    jobs = ((len(batch), keep_last(batch), table.columns, url, import_id, actor) for batch in chunks(table.rows, CHUNK_ROWS))
     phones: set[str] = set()
     pool = None
     if workers > 1 and total >= PARALLEL_MIN_ROWS:
@@ -554,11 +570,9 @@ def import_file(
             phones.update(result.accepted)
             for segment in result.segments:
                 report.segments[segment] += 1
-            with engine.begin() as connection:
-                write(connection, result.writes)
-            report.created += len(result.writes.inserts)
-            report.updated += len(result.writes.updates)
-            report.unchanged += result.writes.unchanged
+            report.created += result.created
+            report.updated += result.updated
+            report.unchanged += result.unchanged
             if progress:
                 progress(result.size)
     finally:

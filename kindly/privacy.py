@@ -1,4 +1,4 @@
-"""Masking for logs and transcripts, and the keyed, deliberately slow hash that stands in for a stored date of birth.
+"""Masking for logs and transcripts, and the keyed hash that stands in for a stored date of birth.
 
 Masking finds candidates with regular expressions in both languages and confirms them with python-stdnum's
 checks (Luhn for cards, the CN resident ID checksum, the US SSN rules). A value after a label ("cvv", "ssn",
@@ -6,10 +6,12 @@ checks (Luhn for cards, the CN resident ID checksum, the US SSN rules). A value 
 (presidio-analyzer's pattern recognizers would bring spaCy into the app venv, and their \\b-bounded patterns miss a
 number written straight after a Chinese word, as in "卡号6222...".)"""
 import base64
+import functools
 import hashlib
 import hmac
 import os
 import re
+import secrets
 from datetime import date
 from typing import Iterator, NamedTuple
 
@@ -27,20 +29,39 @@ CODE_WITHHELD = "[code withheld]"
 DOB_AGE_YEARS = 10
 
 # ---------------------------------------------------------------------------------------------------------------
-# The date of birth is stored as scrypt(HMAC(SECRET_KEY, date), a random salt of its own). One check costs about
-# 40 ms (2**14 x 8 x 128 bytes = 16 MiB of memory); trying all ~40,000 plausible birth dates costs about half an
-# hour for each account, even with the key. The salt and the cost travel in the value, so no schema change:
-# "scrypt$14$<salt>$<hash>", 59 characters.
-SCRYPT_LOG2_N = 14
-_SCRYPT_R, _SCRYPT_P, _SALT_BYTES, _HASH_BYTES = 8, 1, 12, 24
+# The date of birth is stored as "hmac$<salt>$<HMAC-SHA256(DOB key, salt + date)>". The key never lives in the
+# database: DOB_HASH_KEY (production refuses to start without it, and every machine must share it) or, locally,
+# 32 random bytes made at first use in var/dob-hash.key. A copy of the database alone cannot be searched for a
+# date of birth: without the key each of the ~40,000 plausible dates is a guess at a 256-bit key. (A deliberately
+# slow hash was tried: at 45 ms it slowed a search with the key to half an hour per account, but an import of a
+# million new accounts to 7 hours. Keeping the key apart protects more, for nothing.) The random salt keeps two
+# accounts born on one day from sharing a value.
+# Rows written earlier still verify: "scrypt$<log2 n>$<salt>$<hash>" and the plain 64-hex HMAC, both keyed with
+# SECRET_KEY; either is replaced by the current form whenever the account's date of birth is written again.
+_SALT_BYTES = 9
+_SCRYPT_R, _SCRYPT_P = 8, 1
 
 
-def _keyed(dob: date) -> bytes:
-    return hmac.new(settings.secret_key.encode(), dob.isoformat().encode(), hashlib.sha256).digest()
-
-
-def _scrypt(keyed: bytes, salt: bytes, log2_n: int) -> bytes:
-    return hashlib.scrypt(keyed, salt=salt, n=2**log2_n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_HASH_BYTES, maxmem=2**26)
+@functools.cache
+def _dob_key() -> bytes:
+    if settings.dob_hash_key:
+        return settings.dob_hash_key.encode()
+    if settings.is_production:  # machines sharing one database must share the key: never make one up there
+        raise RuntimeError("DOB_HASH_KEY is not set")
+    path = settings.dob_hash_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: of two processes starting at once, both end up reading one key.
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes().strip()
 
 
 def _b64(raw: bytes) -> str:
@@ -51,19 +72,27 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _digest(dob: date, salt: bytes) -> bytes:
+    return hmac.new(_dob_key(), salt + dob.isoformat().encode(), hashlib.sha256).digest()
+
+
 def dob_hmac(dob: date) -> str:
     """The value stored for a date of birth; a new random salt each time, so compare with dob_matches."""
     salt = os.urandom(_SALT_BYTES)
-    return f"scrypt${SCRYPT_LOG2_N}${_b64(salt)}${_b64(_scrypt(_keyed(dob), salt, SCRYPT_LOG2_N))}"
+    return f"hmac${_b64(salt)}${_b64(_digest(dob, salt))}"
 
 
 def dob_matches(dob: date, stored: str) -> bool:
-    keyed = _keyed(dob)
+    if stored.startswith("hmac$"):
+        _, salt, digest = stored.split("$")
+        return hmac.compare_digest(_digest(dob, _unb64(salt)), _unb64(digest))
+    keyed = hmac.new(settings.secret_key.encode(), dob.isoformat().encode(), hashlib.sha256).digest()
     if stored.startswith("scrypt$"):
         _, log2_n, salt, digest = stored.split("$")
-        return hmac.compare_digest(_scrypt(keyed, _unb64(salt), int(log2_n)), _unb64(digest))
-    # A row written before scrypt holds the plain 64-hex HMAC; it still verifies (and stays as cheap to attack as
-    # before until it is written again).
+        expected = _unb64(digest)
+        hashed = hashlib.scrypt(keyed, salt=_unb64(salt), n=2 ** int(log2_n), r=_SCRYPT_R, p=_SCRYPT_P,
+                                dklen=len(expected), maxmem=2**26)
+        return hmac.compare_digest(hashed, expected)
     return hmac.compare_digest(keyed.hex(), stored)
 
 

@@ -36,6 +36,9 @@ class Settings:
     twilio_api_base_url: str
     admin_api_key: str
     secret_key: str
+    # The key of the date-of-birth hash (kindly/privacy.py); locally, when unset, a random one made in the file.
+    dob_hash_key: str
+    dob_hash_key_file: Path
     console_password: str
     bank_name: str
     bank_name_zh: str
@@ -67,6 +70,8 @@ class Settings:
         if not self.is_production:
             return
         weak = [name for name, default in DEFAULT_SECRETS.items() if getattr(self, name.lower()) == default]
+        if not self.dob_hash_key:
+            weak.append("DOB_HASH_KEY (unset)")
         if weak:
             raise RuntimeError(f"refusing to start in production with default secrets: {', '.join(weak)}")
 
@@ -84,6 +89,8 @@ def load_settings() -> Settings:
         twilio_api_base_url=env("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
         admin_api_key=env("ADMIN_API_KEY", DEFAULT_SECRETS["ADMIN_API_KEY"]),
         secret_key=env("SECRET_KEY", DEFAULT_SECRETS["SECRET_KEY"]),
+        dob_hash_key=env("DOB_HASH_KEY", ""),
+        dob_hash_key_file=ROOT / "var" / "dob-hash.key",
         console_password=env("CONSOLE_PASSWORD", DEFAULT_SECRETS["CONSOLE_PASSWORD"]),
         bank_name=env("BANK_NAME", "Harbor Bank"),
         # The Mandarin voice reads an English name letter by letter or in English: give the bank's Chinese name.

@@ -314,6 +314,41 @@ def test_file_without_required_columns_is_refused(tmp_path):
         run_import(broken)
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_workers_writing_side_by_side_import_exactly_what_one_process_does(request, tmp_path, monkeypatch, database):
+    """Chunks of three rows over two worker processes, each writing its own chunks: the same report and the same
+    accounts as one process, on both databases (a re-import then changes nothing)."""
+    from kindly import importer
+    from kindly.db import engine_for
+    from kindly.migrate import upgrade
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_ROWS", 1)
+    path = write_csv(tmp_path / "accounts.csv", messy_rows("PAR", "385"))
+    base = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    results = []
+    for workers in (1, 2):
+        if base is None:
+            url = f"sqlite:///{tmp_path / f'workers-{workers}.db'}"
+        else:
+            url = base  # a database of its own per run: emptied below
+            with engine_for(url).begin() as connection:
+                connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        upgrade(url)
+        engine = engine_for(url)
+        report = import_file(path, engine, "par", "test", workers=workers).as_dict()
+        with engine.connect() as connection:
+            columns = [c for c in Account.__table__.c if c.name not in ("id", "dob_hmac", "created_at")]
+            accounts = sorted(tuple(row) for row in connection.execute(select(*columns)))
+        again = import_file(path, engine, "par-again", "test", workers=workers).as_dict()
+        assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, report["accepted"])
+        results.append((report, accounts))
+        engine.dispose()
+    (one, one_accounts), (two, two_accounts) = results
+    check_messy_report(two, "PAR")
+    assert two == one and two_accounts == one_accounts and len(two_accounts) == 5
+
+
 # ------------------------------------------------------------------------------------------ POST /api/imports
 
 

@@ -1,8 +1,10 @@
 """Dates of birth, card numbers, security codes and ID numbers never reach a transcript unmasked."""
+import base64
 import hashlib
 import hmac
 import re
 import traceback
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -71,22 +73,64 @@ def test_promise_dates_are_kept():
 
 
 def legacy_hmac(dob: date) -> str:
-    """The stored value before scrypt: a plain HMAC-SHA256 of the ISO date."""
+    """The stored value before the salted form: a plain HMAC-SHA256 of the ISO date keyed with SECRET_KEY."""
     return hmac.new(settings.secret_key.encode(), dob.isoformat().encode(), hashlib.sha256).hexdigest()
 
 
-def test_dob_is_stored_as_a_salted_scrypt_of_a_keyed_hash():
+def legacy_scrypt(dob: date) -> str:
+    """The stored value of the release before this one: salted scrypt (2**12 here) over the legacy HMAC."""
+    salt = b"fixed-salt12"
+    raw = hashlib.scrypt(bytes.fromhex(legacy_hmac(dob)), salt=salt, n=2**12, r=8, p=1, dklen=24)
+    encode = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")  # noqa: E731
+    return f"scrypt$12${encode(salt)}${encode(raw)}"
+
+
+def test_dob_is_stored_as_a_salted_hmac_under_a_key_kept_out_of_the_database():
     stored = dob_hmac(date(1985, 3, 5))
-    assert stored.startswith("scrypt$14$") and len(stored) <= 64  # accounts.dob_hmac is String(64)
+    assert stored.startswith("hmac$") and len(stored) <= 64  # accounts.dob_hmac is String(64)
     assert "1985" not in stored and legacy_hmac(date(1985, 3, 5)) not in stored
     assert dob_hmac(date(1985, 3, 5)) != stored, "each account gets its own salt"
     assert dob_matches(date(1985, 3, 5), stored)
     assert not dob_matches(date(1985, 5, 3), stored)
+    # Knowing the (default) SECRET_KEY and the salt is not enough to test a guess: the key is elsewhere.
+    _, salt, digest = stored.split("$")
+    salt_bytes = base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))
+    with_secret_key = hmac.new(settings.secret_key.encode(), salt_bytes + b"1985-03-05", hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(with_secret_key).decode().rstrip("=") != digest
 
 
-def test_rows_from_before_scrypt_still_verify():
-    old = legacy_hmac(date(1988, 2, 3))
-    assert dob_matches(date(1988, 2, 3), old) and not dob_matches(date(1988, 3, 2), old)
+def test_the_local_key_is_made_once_and_shared_by_every_process(tmp_path, monkeypatch):
+    from kindly import privacy
+
+    key_file = tmp_path / "var" / "dob-hash.key"
+    monkeypatch.setattr(privacy, "settings", replace(settings, dob_hash_key="", dob_hash_key_file=key_file))
+    privacy._dob_key.cache_clear()
+    try:
+        stored = dob_hmac(date(1990, 7, 1))
+        key = key_file.read_text()
+        assert len(key) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+        privacy._dob_key.cache_clear()  # another process, later: reads the same key
+        assert dob_matches(date(1990, 7, 1), stored) and key_file.read_text() == key
+        monkeypatch.setattr(privacy, "settings", replace(settings, dob_hash_key="", dob_hash_key_file=key_file,
+                                                         environment="production"))
+        privacy._dob_key.cache_clear()
+        with pytest.raises(RuntimeError, match="DOB_HASH_KEY"):
+            dob_hmac(date(1990, 7, 1))
+    finally:
+        privacy._dob_key.cache_clear()
+
+
+def test_production_refuses_to_start_without_a_dob_hash_key():
+    strong = dict(admin_api_key="a" * 32, twilio_auth_token="t" * 32, secret_key="s" * 32, console_password="p" * 16)
+    with pytest.raises(RuntimeError, match="DOB_HASH_KEY"):
+        replace(settings, environment="production", dob_hash_key="", **strong).check_production_secrets()
+    replace(settings, environment="production", dob_hash_key="k" * 64, **strong).check_production_secrets()
+
+
+def test_rows_from_before_the_key_still_verify():
+    for old_form in (legacy_hmac, legacy_scrypt):
+        old = old_form(date(1988, 2, 3))
+        assert dob_matches(date(1988, 2, 3), old) and not dob_matches(date(1988, 3, 2), old)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
