@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import insert, select, update
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -94,101 +96,100 @@ class World:
             action(at)
 
     # ---------------------------------------------------------------- fake Twilio
+    # The world writes with plain statements on one connection: it stands for Twilio and the bot, whose own
+    # costs are not what the simulation measures.
     def send(self, reserved):
-        from kindly.db import session_scope
-        from kindly.models import ContactAttempt, Conversation
+        """Twilio's answer, written on the reserved attempt where channels/outbound.py writes it."""
+        from kindly.db import get_engine
+        from kindly.models import ContactAttempt
 
         customer, now = self.customer(reserved.account_id), self.clock.now
         self.stats["contacts"] += 1
-        with session_scope() as session:
-            attempt = session.get(ContactAttempt, reserved.id)
-            attempt.external_ref = f"SIM{reserved.id}"
+        answer = dict(external_ref=f"SIM{reserved.id}", outcome=None, connected=False, conversation_id=None)
+        with get_engine().begin() as db:
             if reserved.channel == "sms":
                 self.stats["texts"] += 1
-                conversation = Conversation(account_id=reserved.account_id, channel="sms", direction="outbound", language="en",
-                                            started_at=now, last_activity_at=now)
-                session.add(conversation)
-                session.flush()
-                attempt.outcome, attempt.connected, attempt.conversation_id = "sent", True, conversation.id
+                conversation_id = self.new_conversation(db, reserved.account_id, "sms", now)
+                answer.update(outcome="sent", connected=True, conversation_id=conversation_id)
                 if self.rng.random() < customer.replies:
-                    conversation_id = conversation.id
                     self.later(timedelta(minutes=self.rng.randint(2, 180)), lambda at: self.sms_reply(reserved.account_id, conversation_id, at))
             else:
                 self.stats["calls"] += 1
                 if self.rng.random() < customer.answers:
-                    attempt.outcome, attempt.connected = "answered", True
+                    answer.update(outcome="answered", connected=True)
                     self.stats["answered"] += 1
-                    self.conversation(session, reserved.account_id, "voice", now + TALK)
+                    self.conversation(db, reserved.account_id, self.new_conversation(db, reserved.account_id, "voice", now + TALK), now + TALK)
                 else:
                     voicemail = self.rng.random() < customer.voicemail
                     self.stats["voicemail"] += voicemail
-                    attempt.outcome = "voicemail" if voicemail else self.rng.choice(["no_answer", "no_answer", "busy", "failed"])
-            session.flush()
-            return attempt
+                    answer["outcome"] = "voicemail" if voicemail else self.rng.choice(["no_answer", "no_answer", "busy", "failed"])
+            db.execute(update(ContactAttempt.__table__).where(ContactAttempt.id == reserved.id).values(**answer))
+        for name, value in answer.items():
+            setattr(reserved, name, value)
+        return reserved
 
     def sms_reply(self, account_id: int, conversation_id: str, at: datetime) -> None:
-        from kindly.db import session_scope
-        from kindly.models import TranscriptTurn
+        from kindly.db import get_engine
 
         self.stats["sms_replies"] += 1
-        with session_scope() as session:
-            session.add(TranscriptTurn(conversation_id=conversation_id, role="user", text="(reply)", at=at))
-            self.conversation(session, account_id, "sms", at, existing=conversation_id)
+        with get_engine().begin() as db:
+            self.conversation(db, account_id, conversation_id, at, text="(reply)")
 
-    def conversation(self, session, account_id: int, channel: str, at: datetime, existing: str = "") -> None:
+    @staticmethod
+    def new_conversation(db, account_id: int, channel: str, at: datetime) -> str:
+        from kindly.models import Conversation, new_id
+
+        conversation_id = new_id()
+        db.execute(insert(Conversation.__table__).values(id=conversation_id, account_id=account_id, channel=channel, direction="outbound",
+                                                         language="en", started_at=at, last_activity_at=at))
+        return conversation_id
+
+    def conversation(self, db, account_id: int, conversation_id: str, at: datetime, text: str = "(hello)") -> None:
         """A person on the line or in the thread: opt out, fail the right-party check, or talk (and maybe promise)."""
         from kindly.models import Conversation, OptOut, Promise, PromiseInstallment, TranscriptTurn
 
         customer = self.customer(account_id)
-        conversation = session.get(Conversation, existing) if existing else Conversation(
-            account_id=account_id, channel=channel, direction="outbound", language="en", started_at=at, last_activity_at=at)
-        session.add(conversation)
-        session.flush()
-        if not existing:
-            session.add(TranscriptTurn(conversation_id=conversation.id, role="user", text="(hello)", at=at))
+        db.execute(insert(TranscriptTurn.__table__).values(conversation_id=conversation_id, role="user", text=text, at=at))
+        outcome = dict(last_activity_at=at)
         if self.rng.random() < customer.opts_out:
-            if not session.query(OptOut).filter_by(account_id=account_id, channel=channel).first():
-                session.add(OptOut(account_id=account_id, channel=channel, at=at, conversation_id=conversation.id))
+            channel = db.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+            if not db.scalar(select(OptOut.id).where(OptOut.account_id == account_id, OptOut.channel == channel)):
+                db.execute(insert(OptOut.__table__).values(account_id=account_id, channel=channel, at=at, conversation_id=conversation_id))
                 self.stats["opt_outs"] += 1
-            conversation.disposition = "opted_out"
-            return
-        if self.rng.random() >= customer.right_party:
-            conversation.disposition = "third_party"
-            return
-        conversation.verified = True
-        self.stats["right_party"] += 1
-        if self.rng.random() < customer.promises:
-            due = (at + timedelta(days=self.rng.randint(2, 10))).date()
-            promise = Promise(account_id=account_id, conversation_id=conversation.id, amount=Decimal("100.00"), currency="USD",
-                              due_date=due, plan_type="partial", installments=1, total=Decimal("100.00"), status="open", created_at=at)
-            session.add(promise)
-            session.flush()
-            session.add(PromiseInstallment(promise_id=promise.id, seq=1, due_date=due, amount=Decimal("100.00")))
-            conversation.disposition = "promise_to_pay"
-            self.stats["promises"] += 1
-            promise_id = promise.id
-            settle_at = datetime.combine(due + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
-            self.later(settle_at - self.clock.now, lambda when: self.settle(promise_id, account_id))
+            outcome["disposition"] = "opted_out"
+        elif self.rng.random() >= customer.right_party:
+            outcome["disposition"] = "third_party"
         else:
-            conversation.disposition = "no_commitment"
+            outcome["verified"] = True
+            self.stats["right_party"] += 1
+            if self.rng.random() < customer.promises:
+                due = (at + timedelta(days=self.rng.randint(2, 10))).date()
+                promise_id = db.execute(insert(Promise.__table__).values(
+                    account_id=account_id, conversation_id=conversation_id, amount=Decimal("100.00"), currency="USD", due_date=due,
+                    plan_type="partial", installments=1, total=Decimal("100.00"), status="open", created_at=at)).inserted_primary_key[0]
+                db.execute(insert(PromiseInstallment.__table__).values(promise_id=promise_id, seq=1, due_date=due, amount=Decimal("100.00")))
+                outcome["disposition"] = "promise_to_pay"
+                self.stats["promises"] += 1
+                settle_at = datetime.combine(due + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+                self.later(settle_at - self.clock.now, lambda when: self.settle(promise_id, account_id))
+            else:
+                outcome["disposition"] = "no_commitment"
+        db.execute(update(Conversation.__table__).where(Conversation.id == conversation_id).values(**outcome))
 
     def settle(self, promise_id: int, account_id: int) -> None:
         """The payments feed, the day after the promised date: kept (the account is paid off) or broken."""
-        from kindly.db import session_scope
+        from kindly.db import get_engine
         from kindly.models import Account, Promise
 
         kept = self.rng.random() < self.customer(account_id).keeps
-        with session_scope() as session:
-            session.get(Promise, promise_id).status = "kept" if kept else "broken"
+        with get_engine().begin() as db:
+            db.execute(update(Promise.__table__).where(Promise.id == promise_id).values(status="kept" if kept else "broken"))
             if kept:
-                account = session.get(Account, account_id)
-                account.days_past_due, account.balance = 0, Decimal("0.01")
+                db.execute(update(Account.__table__).where(Account.id == account_id).values(days_past_due=0, balance=Decimal("0.01")))
         self.stats["kept" if kept else "broken"] += 1
 
 
 def make_accounts(count: int, seed: int) -> None:
-    from sqlalchemy import insert
-
     from kindly.db import get_engine
     from kindly.models import Account
 

@@ -36,9 +36,9 @@ from decimal import Decimal
 from typing import Callable, Optional, Union
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, literal, or_, select, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from kindly.contact_policy import Refusal
 from kindly.db import get_engine, session_scope
@@ -59,6 +59,8 @@ OUTCOME_TIMEOUT = timedelta(hours=1)
 OUTCOME_POLL = timedelta(minutes=1)
 STALE_CLAIM = timedelta(minutes=10)
 SETTLE_EVERY = 50
+# A worker reads this many due rows at a time, then claims them one by one (each claim may still lose a race).
+CLAIM_BATCH = 50
 # A dispatch task works this long, then hands over to its next run (so a pause takes effect within it).
 DISPATCH_BUDGET = 50.0
 NOT_REACHED = ("no_answer", "busy", "failed", "canceled", "unconfirmed", "voicemail", "completed")
@@ -69,6 +71,36 @@ FILTER_KEYS = {"country", "language", "min_days_past_due", "max_days_past_due", 
 
 class CampaignError(ValueError):
     pass
+
+
+# The statements a dispatcher runs for every contact, built once: building one costs more than running it.
+CAMPAIGN_STATUS = select(Campaign.status).where(Campaign.id == bindparam("campaign_id"))
+DUE_ROWS = (
+    select(CampaignContact.id)
+    .where(CampaignContact.campaign_id == bindparam("campaign_id"), CampaignContact.status == "pending",
+           CampaignContact.due_at <= bindparam("now"))
+    .order_by(CampaignContact.due_at, CampaignContact.id).limit(CLAIM_BATCH)
+)
+# Still pending and still due: another worker may have claimed it, or moved it on, since it was read.
+TAKE_ROW = (
+    update(CampaignContact.__table__)
+    .where(CampaignContact.id == bindparam("row_id"), CampaignContact.status == "pending", CampaignContact.due_at <= bindparam("now"))
+    .values(status="claimed", claimed_by=bindparam("worker"), updated_at=bindparam("now"))
+)
+CONTACT_ROW = select(CampaignContact).where(CampaignContact.id == bindparam("row_id"))
+# The flags are the contact policy's business (it reads them under its lock): not loaded here.
+ACCOUNT = select(Account).where(Account.id == bindparam("account_id")).options(lazyload(Account.flag_history))
+ANSWERED_SINCE = select(ContactAttempt.id).where(
+    ContactAttempt.account_id == bindparam("account_id"), ContactAttempt.channel == "voice", ContactAttempt.connected.is_(True),
+    ContactAttempt.at >= bindparam("since"))
+SPOKE_SINCE = select(TranscriptTurn.id).join(Conversation, Conversation.id == TranscriptTurn.conversation_id).where(
+    Conversation.account_id == bindparam("account_id"), TranscriptTurn.role == "user", TranscriptTurn.at >= bindparam("since"))
+REACHED_SINCE = select(or_(ANSWERED_SINCE.exists(), SPOKE_SINCE.exists()))
+OTHERS_ON_PHONE = select(Account.id, Account.name, Account.days_past_due).where(
+    Account.phone == bindparam("phone"), Account.id != bindparam("account_id"))
+STEP_ROW = select(CampaignContact.id).where(
+    CampaignContact.campaign_id == bindparam("campaign_id"), CampaignContact.account_id == bindparam("account_id"),
+    CampaignContact.step == bindparam("step"))
 
 
 # ---------------------------------------------------------------------------------------------- plans
@@ -286,23 +318,28 @@ class Dispatcher:
     def __post_init__(self):
         self.pacer = self.pacer or pacer_for()
         self.worker = self.worker or worker_name()
+        self.campaign: Optional[Campaign] = None
+        self.due_rows: list[int] = []
 
     def run(self, campaign_id: int, budget_seconds: Optional[float] = None, max_contacts: Optional[int] = None) -> int:
         """Contact due accounts one at a time until nothing is due, the campaign stops running, or the budget is
         spent; settle what Twilio has answered first, then every SETTLE_EVERY contacts, and whenever nothing
         seems due. Returns the number of contacts placed."""
         started, placed, settled_at = time.monotonic(), 0, None
+        # A campaign's plan, rates and start never change once it runs: read once, its status at every contact.
+        with session_scope() as session:
+            self.campaign, self.due_rows = session.get(Campaign, campaign_id), []
         while budget_seconds is None or time.monotonic() - started < budget_seconds:
             if max_contacts is not None and placed >= max_contacts:
                 break
             if not self.settle(campaign_id, force=settled_at is None or placed - settled_at >= SETTLE_EVERY):
                 break  # the campaign is not running
             settled_at = placed if settled_at is None or placed - settled_at >= SETTLE_EVERY else settled_at
-            row_id = claim(campaign_id, self.worker, self.clock())
+            row_id = self.claim(campaign_id)
             if row_id is None and settled_at != placed:
                 self.settle(campaign_id, force=True)
                 settled_at = placed
-                row_id = claim(campaign_id, self.worker, self.clock())
+                row_id = self.claim(campaign_id)
             if row_id is None:
                 finish_if_done(campaign_id, self.clock())
                 break
@@ -312,19 +349,33 @@ class Dispatcher:
     def settle(self, campaign_id: int, force: bool) -> bool:
         """False when the campaign is not running (any more); settles its answered calls when `force`."""
         with session_scope() as session:
-            campaign = session.get(Campaign, campaign_id)
-            if campaign is None or campaign.status != "running":
+            if session.scalar(CAMPAIGN_STATUS, {"campaign_id": campaign_id}) != "running":
                 return False
             if force:
-                settle(session, campaign, self.clock())
+                settle(session, self.campaign, self.clock())
         return True
 
+    def claim(self, campaign_id: int) -> Optional[int]:
+        """Take one due row for this worker, or None: from the due rows read last time while any is left, else
+        from the next CLAIM_BATCH. The UPDATE only succeeds while the row is still pending and due, so of two
+        workers racing for a row exactly one gets it."""
+        for fresh in (False, True):
+            if fresh:
+                with session_scope() as session:
+                    self.due_rows = list(session.scalars(DUE_ROWS, {"campaign_id": campaign_id, "now": self.clock()}))
+            while self.due_rows:
+                row_id = self.due_rows.pop(0)
+                with session_scope() as session:
+                    taken = session.connection().execute(TAKE_ROW, {"row_id": row_id, "worker": self.worker, "now": self.clock()}).rowcount
+                if taken:
+                    return row_id
+        return None
+
     def contact(self, row_id: int) -> int:
-        now = self.clock()
+        now, campaign = self.clock(), self.campaign
         with session_scope() as session:
-            row = session.get(CampaignContact, row_id)
-            campaign = session.get(Campaign, row.campaign_id)
-            account = session.get(Account, row.account_id)
+            row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
+            account = session.scalars(ACCOUNT, {"account_id": row.account_id}).one()
             if row.step > 0 and reached_since(session, account.id, campaign.started_at):
                 close(row, "skipped", now, "reached by an earlier step")
                 return 0
@@ -340,7 +391,7 @@ class Dispatcher:
         reserved = self.reserve(row.account_id, row.channel, self.clock())
         if isinstance(reserved, Refusal):
             with session_scope() as session:
-                refuse(session, session.get(Campaign, row.campaign_id), session.get(CampaignContact, row_id), reserved, self.clock())
+                refuse(session, campaign, session.scalars(CONTACT_ROW, {"row_id": row_id}).one(), reserved, self.clock())
             return 0
         try:
             attempt = self.send(reserved)
@@ -349,12 +400,11 @@ class Dispatcher:
         else:
             detail = None
         with session_scope() as session:
-            row = session.get(CampaignContact, row_id)
+            row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
             row.status, row.attempt_id, row.tries = "sent", attempt.id, row.tries + 1
             row.detail, row.claimed_by = detail, None
             row.due_at = self.clock() + OUTCOME_POLL
             if row.channel == "sms":  # a text has no later outcome to wait for
-                campaign = session.get(Campaign, row.campaign_id)
                 if detail is None:
                     next_step(session, campaign, row, self.clock(), "sent")
                 elif row.tries <= campaign.plan[row.step]["retries"]:
@@ -364,40 +414,13 @@ class Dispatcher:
         return 1
 
 
-def claim(campaign_id: int, worker: str, now: datetime) -> Optional[int]:
-    """Take one due row for this worker, or None. The UPDATE only succeeds while the row is still pending, so
-    of two workers racing for a row exactly one gets it."""
-    with session_scope() as session:
-        candidates = session.scalars(
-            select(CampaignContact.id)
-            .where(CampaignContact.campaign_id == campaign_id, CampaignContact.status == "pending", CampaignContact.due_at <= now)
-            .order_by(CampaignContact.due_at, CampaignContact.id).limit(20)
-        ).all()
-    for row_id in candidates:
-        with session_scope() as session:
-            taken = session.execute(
-                update(CampaignContact)
-                .where(CampaignContact.id == row_id, CampaignContact.status == "pending")
-                .values(status="claimed", claimed_by=worker, updated_at=now)
-            ).rowcount
-        if taken:
-            return row_id
-    return None
-
-
 def reached_since(session: Session, account_id: int, since: datetime) -> bool:
     """A person answered one of our calls, or the customer said or wrote something to the bot."""
-    answered = select(ContactAttempt.id).where(
-        ContactAttempt.account_id == account_id, ContactAttempt.channel == "voice", ContactAttempt.connected.is_(True),
-        ContactAttempt.at >= since)
-    spoke = select(TranscriptTurn.id).join(Conversation, Conversation.id == TranscriptTurn.conversation_id).where(
-        Conversation.account_id == account_id, TranscriptTurn.role == "user", TranscriptTurn.at >= since)
-    return bool(session.scalar(select(or_(answered.exists(), spoke.exists()))))
+    return bool(session.scalar(REACHED_SINCE, {"account_id": account_id, "since": since}))
 
 
 def shared_phone_refusal(session: Session, account: Account, row: CampaignContact) -> Optional[Refusal]:
-    others = session.execute(select(Account.id, Account.name, Account.days_past_due).where(
-        Account.phone == account.phone, Account.id != account.id)).all()
+    others = session.execute(OTHERS_ON_PHONE, {"phone": account.phone, "account_id": account.id}).all()
     if not others:
         return None
     if any(same_person_key(other.name) != same_person_key(account.name) for other in others):
@@ -457,9 +480,7 @@ def next_step(session: Session, campaign: Campaign, row: CampaignContact, now: d
     if row.step + 1 >= len(campaign.plan):
         return
     following = campaign.plan[row.step + 1]
-    exists_already = session.scalar(select(CampaignContact.id).where(
-        CampaignContact.campaign_id == campaign.id, CampaignContact.account_id == row.account_id, CampaignContact.step == row.step + 1))
-    if not exists_already:
+    if not session.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": row.account_id, "step": row.step + 1}):
         session.add(CampaignContact(campaign_id=campaign.id, account_id=row.account_id, step=row.step + 1,
                                     channel=following["channel"], status="pending", tries=0,
                                     due_at=now + timedelta(hours=following["after_hours"]), updated_at=now))

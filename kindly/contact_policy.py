@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
-from sqlalchemy import and_, func, not_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, not_, select
+from sqlalchemy.orm import Session, lazyload
 
 from kindly.db import engine_for
 from kindly.models import (
@@ -53,6 +53,29 @@ PURPOSES = ("collection", "reminder", "callback", "recontact")
 IN_FLIGHT = ("reserved", "initiated", "unconfirmed")
 UNKNOWN_ZONE = "Etc/Unknown"
 CUSTOMER_WROTE_WITHIN = timedelta(hours=1)
+
+# The statements every reservation runs, built once: building one costs more than running it on an index.
+# The flags are not loaded with the account (Account.flag_history is selectin): _hold reads them lazily.
+LOCK_ACCOUNT = (select(Account).where(Account.id == bindparam("account_id"))
+                .options(lazyload(Account.flag_history)).with_for_update())
+OPTED_OUT = select(OptOut.id).where(OptOut.account_id == bindparam("account_id"), OptOut.channel == bindparam("channel")).limit(1)
+OPEN_HANDOFF = select(Handoff.id).where(
+    Handoff.account_id == bindparam("account_id"), Handoff.status.in_(OPEN_HANDOFF_STATUSES)).limit(1)
+NEXT_PROMISED_PART = (
+    select(func.min(PromiseInstallment.due_date))
+    .join(Promise, Promise.id == PromiseInstallment.promise_id)
+    .where(Promise.account_id == bindparam("account_id"), Promise.status == "open", PromiseInstallment.due_date >= bindparam("today"))
+)
+# Every outbound call since a time, except a request Twilio refused outright (no call was placed).
+CALL_ATTEMPTS = select(func.count(ContactAttempt.id)).where(
+    ContactAttempt.account_id == bindparam("account_id"), ContactAttempt.channel == "voice", ContactAttempt.direction == "outbound",
+    ContactAttempt.at >= bindparam("since"),
+    not_(and_(ContactAttempt.outcome == "failed", ContactAttempt.external_ref.is_(None))),
+)
+CONNECTED_CALL_ATTEMPTS = CALL_ATTEMPTS.where(ContactAttempt.connected.is_(True) | ContactAttempt.outcome.in_(IN_FLIGHT))
+VERIFIED_CONVERSATION_SINCE = select(Conversation.id).where(
+    Conversation.account_id == bindparam("account_id"), Conversation.verified.is_(True), Conversation.started_at >= bindparam("since"),
+).limit(1)
 
 
 @dataclass(frozen=True)
@@ -120,7 +143,7 @@ def _lock_account(session: Session, account_id: int) -> Account:
         # SQLite locks the whole database: take the write lock now, not at the first INSERT, so two readers
         # can't both pass the checks. pysqlite emits no BEGIN of its own before a SELECT, so this one holds.
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-    account = session.get(Account, account_id, with_for_update=True)  # PostgreSQL: SELECT ... FOR UPDATE
+    account = session.scalars(LOCK_ACCOUNT, {"account_id": account_id}).first()  # PostgreSQL: SELECT ... FOR UPDATE
     if account is None:
         raise LookupError(f"account {account_id} not found")
     return account
@@ -129,13 +152,14 @@ def _lock_account(session: Session, account_id: int) -> Account:
 # ---------------------------------------------------------------------------------------------------- holds
 
 def _hold(session: Session, account: Account, channel: str, purpose: str, now: datetime) -> Optional[Refusal]:
+    flags = account.flags
     for flag, message in FLAG_REFUSALS.items():
-        if flag in account.flags:
+        if flag in flags:
             return Refusal(flag, message)
     if opted_out(session, account, channel):
         return Refusal("opted_out", f"the customer opted out of {channel}")
     # The callback a colleague owes a caller nobody could take is the one contact an open handoff allows.
-    if purpose != "callback" and session.scalar(select(Handoff.id).where(Handoff.account_id == account.id, Handoff.status.in_(OPEN_HANDOFF_STATUSES)).limit(1)):
+    if purpose != "callback" and session.scalar(OPEN_HANDOFF, {"account_id": account.id}):
         return Refusal("open_handoff", "the customer's case is with an agent")
     if purpose == "collection":
         next_due = _next_promised_part(session, account, now.astimezone(_home_zone(account)).date())
@@ -145,15 +169,11 @@ def _hold(session: Session, account: Account, channel: str, purpose: str, now: d
 
 
 def opted_out(session: Session, account: Account, channel: str) -> bool:
-    return session.scalar(select(OptOut.id).where(OptOut.account_id == account.id, OptOut.channel == channel)) is not None
+    return session.scalar(OPTED_OUT, {"account_id": account.id, "channel": channel}) is not None
 
 
 def _next_promised_part(session: Session, account: Account, today: date) -> Optional[date]:
-    return session.scalar(
-        select(func.min(PromiseInstallment.due_date))
-        .join(Promise, Promise.id == PromiseInstallment.promise_id)
-        .where(Promise.account_id == account.id, Promise.status == "open", PromiseInstallment.due_date >= today)
-    )
+    return session.scalar(NEXT_PROMISED_PART, {"account_id": account.id, "today": today})
 
 
 # --------------------------------------------------------------------------------------------------- window
@@ -170,16 +190,22 @@ def _outside_window(policy: Policy, account: Account, now: datetime) -> Optional
     return None
 
 
-def contact_zones(account: Account) -> set[str]:
+def contact_zones(account: Account) -> frozenset[str]:
     """Every time zone the customer may be in: the account's and each one phonenumbers gives for the phone.
     An unknown zone (Etc/Unknown, or not a zone at all) stands for every zone of its country."""
-    number = _parse_phone(account.phone)
+    return _contact_zones(account.phone, account.timezone, account.country)
+
+
+# Every contact asks again for the same few accounts' zones (retries, the next step); a few hundred bytes each.
+@lru_cache(maxsize=2**18)
+def _contact_zones(phone: str, home_zone: str, country: str) -> frozenset[str]:
+    number = _parse_phone(phone)
     region = phonenumbers.region_code_for_number(number) if number else None
-    region = region if region in _zones_by_country() else account.country
-    zones = _known_or_country(account.timezone, account.country)
+    region = region if region in _zones_by_country() else country
+    zones = _known_or_country(home_zone, country)
     for zone in phone_timezones.time_zones_for_number(number) if number else (UNKNOWN_ZONE,):
         zones |= _known_or_country(zone, region)
-    return zones
+    return frozenset(zones)
 
 
 def _home_zone(account: Account) -> ZoneInfo:
@@ -225,28 +251,16 @@ def _call_caps(session: Session, account: Account, policy: Policy, now: datetime
         ).astimezone(timezone.utc)
         if _call_attempts(session, account, day_start) >= caps["attempts_per_day"]:
             return Refusal("attempt_cap", f"{caps['attempts_per_day']} call attempts already made today")
-        connected = ContactAttempt.connected.is_(True) | ContactAttempt.outcome.in_(IN_FLIGHT)
-        if _call_attempts(session, account, day_start, connected) >= caps["connected_per_day"]:
+        if _call_attempts(session, account, day_start, CONNECTED_CALL_ATTEMPTS) >= caps["connected_per_day"]:
             return Refusal("connected_cap", f"{caps['connected_per_day']} connected (or still ringing) calls already made today")
         return None
     if _call_attempts(session, account, now - timedelta(days=7)) >= caps["attempts_per_7_days"]:
         return Refusal("attempt_cap", f"{caps['attempts_per_7_days']} call attempts in the last 7 days")
     quiet_since = now - timedelta(days=caps["quiet_days_after_conversation"])
-    talked = session.scalar(
-        select(Conversation.id).where(
-            Conversation.account_id == account.id, Conversation.verified.is_(True), Conversation.started_at >= quiet_since,
-        ).limit(1)
-    )
-    if talked:
+    if session.scalar(VERIFIED_CONVERSATION_SINCE, {"account_id": account.id, "since": quiet_since}):
         return Refusal("recent_conversation", f"we spoke with the customer in the last {caps['quiet_days_after_conversation']} days")
     return None
 
 
-def _call_attempts(session: Session, account: Account, since: datetime, *conditions) -> int:
-    refused_by_twilio = and_(ContactAttempt.outcome == "failed", ContactAttempt.external_ref.is_(None))
-    return session.scalar(
-        select(func.count(ContactAttempt.id)).where(
-            ContactAttempt.account_id == account.id, ContactAttempt.channel == "voice", ContactAttempt.direction == "outbound",
-            ContactAttempt.at >= since, not_(refused_by_twilio), *conditions,
-        )
-    ) or 0
+def _call_attempts(session: Session, account: Account, since: datetime, counted=CALL_ATTEMPTS) -> int:
+    return session.scalar(counted, {"account_id": account.id, "since": since}) or 0
