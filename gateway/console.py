@@ -19,7 +19,7 @@ from html import escape
 from typing import Optional
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -230,6 +230,8 @@ def handoff_page(handoff_id: RowId, request: Request):
     with session_scope() as session:
         detail = get_handoff(handoff_id, session)
     lines = "".join(f"<p class='{t.role}'><b>{t.role}</b> {escape(t.text)}</p>" for t in detail.transcript)
+    lines += "".join(f"<p class='held'><b>held</b> {escape(h.text)} <i>(outside the calling window: sends at "
+                     f"{h.sends_at:%Y-%m-%d %H:%M} UTC)</i></p>" for h in detail.held_replies)
     options = "".join(f"<option>{d}</option>" for d in DISPOSITIONS)
     csrf = _csrf_field(token)
     body = (
@@ -248,7 +250,7 @@ def handoff_page(handoff_id: RowId, request: Request):
 @router.post("/handoffs/{handoff_id}/reply")
 def reply(handoff_id: RowId, request: Request, text: str = Form(...), csrf: str = Form("")):
     _form_session(request, csrf)
-    agent_reply(handoff_id, AgentMessageIn(text=text))
+    agent_reply(handoff_id, AgentMessageIn(text=text), Response())
     return RedirectResponse(f"/console/handoffs/{handoff_id}", status_code=303)
 
 

@@ -1,11 +1,14 @@
 """The REST API's actions on the outside world: outbound contacts, agents' replies and resolutions, and the
 configuration of our Twilio numbers."""
-from fastapi import APIRouter, Depends, HTTPException
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, HTTPException, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.agent_replies import cancel_held_replies, hold_agent_reply, held_replies, send_agent_reply
 from channels.outbound import place_call, send_opening_sms
-from channels.twilio_edge import TWILIO_ERRORS, send_sms
+from channels.twilio_edge import TWILIO_ERRORS
 from gateway.api import RowId, db, get_account_or_404
 from gateway.auth import require_admin
 from gateway.schemas import (
@@ -19,9 +22,9 @@ from gateway.schemas import (
     e164,
 )
 from kindly import records
-from kindly.contact_policy import Refusal, check_agent_reply, reserve_contact
+from kindly.contact_policy import Refusal, reserve_contact
 from kindly.db import session_scope
-from kindly.models import Account, Conversation, Handoff, HandoffMessage, PhoneNumber, TranscriptTurn, utcnow
+from kindly.models import Conversation, Handoff, HandoffMessage, PhoneNumber, TranscriptTurn, as_utc, utcnow
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -51,9 +54,10 @@ def handoff_detail(session: Session, handoff: Handoff) -> HandoffDetailOut:
     messages = session.scalars(select(HandoffMessage).where(HandoffMessage.handoff_id == handoff.id).order_by(HandoffMessage.id))
     turns = session.scalars(select(TranscriptTurn).where(TranscriptTurn.conversation_id == handoff.conversation_id).order_by(TranscriptTurn.id))
     return HandoffDetailOut(
-        **{name: getattr(handoff, name) for name in HandoffDetailOut.model_fields if name not in ("messages", "transcript")},
+        **{name: getattr(handoff, name) for name in HandoffDetailOut.model_fields if name not in ("messages", "transcript", "held_replies")},
         messages=[{"role": m.role, "text": m.text, "at": m.at} for m in messages],
         transcript=[{"role": t.role, "text": t.text, "at": t.at} for t in turns],
+        held_replies=[{"follow_up_id": f.id, "text": f.note, "sends_at": as_utc(f.due_at)} for f in held_replies(session, handoff.id)],
     )
 
 
@@ -62,31 +66,26 @@ def get_handoff(handoff_id: RowId, session: Session = Depends(db)) -> HandoffDet
     return handoff_detail(session, _handoff_or_404(session, handoff_id))
 
 
-@router.post("/handoffs/{handoff_id}/messages", status_code=201, response_model=HandoffDetailOut)
-def agent_reply(handoff_id: RowId, body: AgentMessageIn) -> HandoffDetailOut:
+@router.post("/handoffs/{handoff_id}/messages", status_code=201, response_model=HandoffDetailOut,
+             responses={202: {"description": "held for the calling window: see held_replies"}})
+def agent_reply(handoff_id: RowId, body: AgentMessageIn, response: Response) -> HandoffDetailOut:
+    """Sent now (201), or, outside the calling window, held and sent at its opening (202, `held_replies`)."""
     with session_scope() as session:
-        handoff = _handoff_or_404(session, handoff_id)
-        if handoff.status == "resolved":
+        if _handoff_or_404(session, handoff_id).status == "resolved":
             raise HTTPException(status_code=409, detail="the handoff is resolved")
-        account = session.get(Account, handoff.account_id)
-        # Outside the window (and with no word from the customer in the last hour) the reply is refused; holding
-        # it for the window is the follow-through worker's job (issue 8).
-        refusal = check_agent_reply(session, account)
-        if refusal:
-            raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})
-        phone = account.phone
+    now = datetime.now(timezone.utc)
     try:
-        send_sms(phone, body.text)
+        refusal = send_agent_reply(handoff_id, body.text, now)
     except TWILIO_ERRORS as error:
         raise HTTPException(status_code=502, detail=f"Twilio refused the message: {error}") from error
+    if refusal and refusal.rule == "calling_window":
+        held = hold_agent_reply(handoff_id, body.text, now)
+        refusal = held if isinstance(held, Refusal) else None
+        response.status_code = 202
+    if refusal:
+        raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})
     with session_scope() as session:
-        handoff = session.get(Handoff, handoff_id)
-        handoff.status = "claimed"
-        session.add(HandoffMessage(handoff_id=handoff_id, role="agent", text=body.text))
-        session.add(TranscriptTurn(conversation_id=handoff.conversation_id, role="agent", text=body.text))
-        records.audit(session, "agent", "handoff_reply", "handoff", handoff_id)
-        session.flush()
-        return handoff_detail(session, handoff)
+        return handoff_detail(session, session.get(Handoff, handoff_id))
 
 
 @router.post("/handoffs/{handoff_id}/resolve", response_model=HandoffDetailOut)
@@ -95,6 +94,7 @@ def resolve_handoff(handoff_id: RowId, body: ResolveIn) -> HandoffDetailOut:
         handoff = _handoff_or_404(session, handoff_id)
         handoff.status, handoff.disposition, handoff.note = "resolved", body.disposition, body.note
         handoff.resume_bot, handoff.resolved_at = body.resume_bot, utcnow()
+        cancel_held_replies(session, handoff_id, f"the handoff was resolved ({body.disposition})")
         session.get(Conversation, handoff.conversation_id).disposition = body.disposition
         records.audit(session, "agent", "handoff_resolved", "handoff", handoff_id, disposition=body.disposition)
         session.flush()

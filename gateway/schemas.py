@@ -174,11 +174,20 @@ class HandoffMessageOut(BaseModel):
     at: datetime
 
 
+class HeldReplyOut(BaseModel):
+    """An agent's SMS held for the calling window, and when it goes."""
+
+    follow_up_id: int
+    text: str
+    sends_at: datetime
+
+
 class HandoffDetailOut(HandoffOut):
     disposition: Optional[str]
     note: Optional[str]
     messages: list[HandoffMessageOut]
     transcript: list[TurnOut]
+    held_replies: list[HeldReplyOut]
 
 
 class NumberIn(BaseModel):
@@ -224,7 +233,7 @@ class PaymentOut(BaseModel):
 
 
 FollowUpStatus = Literal["open", "running", "done", "failed", "cancelled"]
-FollowUpKind = Literal["verify_payment", "callback", "reminder", "recontact"]
+FollowUpKind = Literal["verify_payment", "callback", "reminder", "recontact", "agent_reply"]
 
 
 class FollowUpOut(BaseModel):

@@ -28,7 +28,7 @@ from kindly.texts import say
 
 ZERO = Decimal("0")
 # Follow-ups that contact the customer, and so wait for the calling window.
-CONTACT_KINDS = ("reminder", "callback", "recontact")
+CONTACT_KINDS = ("reminder", "callback", "recontact", "agent_reply")
 # Promises whose shortfall the re-contact is about.
 MISSED = ("broken", "partially_kept")
 # Contact-policy refusals that pass with time. Any other (a flag, an opt-out, an open handoff) ends the follow-up.

@@ -12,7 +12,9 @@ message, a dead worker) is queued again after LEASE.
 
 Contacts go through the contact policy (reserve_contact) with their purpose: reminder (an SMS before each
 promised part and on its due day), callback (a call the customer asked for, or a colleague's callback when no
-agent could take a call), recontact (one call after a missed promise). A refusal that passes with time (the
+agent could take a call), recontact (one call after a missed promise). An agent's SMS held for the window
+(agent_reply) goes through the agent's rules instead (check_agent_reply: no hold or cap, the window and the
+opt-out). A refusal that passes with time (the
 window, a cap) moves the follow-up to the next moment allowed; any other ends it, `cancelled`, with the rule.
 """
 import logging
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from twilio.twiml.voice_response import VoiceResponse
 
 from channels import voice
+from channels.agent_replies import send_agent_reply
 from channels.outbound import place_call, send_text
 from channels.outcomes import notify_agent_of_handoff
 from channels.twilio_edge import SAY_LANGUAGES, TWILIO_ERRORS, our_number, voice_for
@@ -214,6 +217,15 @@ class Contact:
     done: str
 
 
+@dataclass
+class HeldReply:
+    """An agent's SMS held for the window (channels/agent_replies.py), sent outside any transaction."""
+
+    account_id: int
+    handoff_id: int
+    text: str
+
+
 class FollowUpTask(app.Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         follow_up_id = kwargs.get("follow_up_id", args[0] if args else None)
@@ -238,9 +250,9 @@ def run_follow_up(self, follow_up_id: int, now: Optional[str] = None) -> str:
         step = HANDLERS[follow_up.kind](session, follow_up, at)
         if isinstance(step, Outcome):
             _close(follow_up, step)
-    if isinstance(step, Contact):
+    if isinstance(step, (Contact, HeldReply)):
         try:
-            step = _contact(step, at)
+            step = _contact(step, at) if isinstance(step, Contact) else _reply(step, at)
         except TWILIO_ERRORS as error:
             _release(follow_up_id, error)
             raise
@@ -286,6 +298,11 @@ def _contact(contact: Contact, at: datetime) -> Outcome:
         return _refused(contact.account_id, reserved, at)
     contact.send(reserved)
     return Outcome("done", contact.done)
+
+
+def _reply(reply: HeldReply, at: datetime) -> Outcome:
+    refusal = send_agent_reply(reply.handoff_id, reply.text, at)
+    return _refused(reply.account_id, refusal, at) if refusal else Outcome("done", f"the agent's reply sent (handoff #{reply.handoff_id})")
 
 
 def _refused(account_id: int, refusal: Refusal, at: datetime) -> Outcome:
@@ -363,4 +380,12 @@ def verify_payment(session: Session, follow_up: FollowUp, at: datetime) -> Outco
     return Outcome("done", f"not in the payments feed: handoff #{handoff_id}", after=lambda: notify_agent_of_handoff(handoff_id))
 
 
-HANDLERS = {"reminder": remind, "recontact": recontact, "callback": call_back, "verify_payment": verify_payment}
+def send_held_reply(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outcome, HeldReply]:
+    handoff = session.get(Handoff, follow_up.handoff_id)
+    if handoff.status == "resolved":
+        return Outcome("cancelled", f"handoff #{handoff.id} was resolved before the window opened")
+    return HeldReply(follow_up.account_id, handoff.id, follow_up.note)
+
+
+HANDLERS = {"reminder": remind, "recontact": recontact, "callback": call_back, "verify_payment": verify_payment,
+            "agent_reply": send_held_reply}

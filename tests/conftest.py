@@ -40,7 +40,7 @@ from kindly.db import make_engine  # noqa: E402
 from kindly.migrate import upgrade  # noqa: E402
 from scripts import services  # noqa: E402
 # PostgreSQL and Redis for the tests that need them: the local servers, throwaway ones, or a skip with the reason.
-from tests.servers import postgres_server, postgres_url, redis_url  # noqa: E402,F401
+from tests.servers import postgres_server, postgres_url, rabbitmq_url, redis_url  # noqa: E402,F401
 
 GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 SIMULATOR_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
@@ -111,6 +111,10 @@ def _squash(value: str) -> str:
     return re.sub(r"[\s.\-]", "", value).lower()
 
 
+# A Unix time with its fraction (the engine's event timestamps): squashed, 1796019850.305 would read as 19850305.
+_UNIX_TIME = re.compile(r"(?<![\d.])1\d{9}\.\d+")
+
+
 def find_leaks(secrets: Iterable[str], log_dir: Path, database_urls: Iterable[str], names: Iterable[str] = (),
                allowed: Iterable[tuple[str, str]] = ()) -> list[str]:
     """Where any of `secrets` appears (ignoring case, spaces, dashes and dots) in the files under `log_dir` or in
@@ -120,7 +124,7 @@ def find_leaks(secrets: Iterable[str], log_dir: Path, database_urls: Iterable[st
     hits = []
 
     def look(where: str, value: str) -> None:
-        flat = _squash(value)
+        flat = _squash(_UNIX_TIME.sub(" ", value))
         hits.extend(f"{where}: {secret!r}" for needle, secret in needles.items() if needle in flat)
 
     for path in sorted(p for p in log_dir.rglob("*") if p.is_file()) if log_dir.exists() else []:

@@ -23,6 +23,7 @@ from scripts.services import redis_is_up
 
 POSTGRES = os.environ.get("KINDLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("KINDLY_TEST_REDIS", "redis://127.0.0.1:6379/1")
+RABBITMQ = os.environ.get("KINDLY_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 class Unavailable(Exception):
@@ -152,3 +153,17 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The RabbitMQ server KINDLY_TEST_RABBITMQ names (default the local one, guest/guest). No throwaway one: a
+    RabbitMQ node takes too long to start for a test."""
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:  # kombu raises socket, AMQP and its own errors for a server that is not there
+        pytest.skip(f"RabbitMQ does not answer at {RABBITMQ}: {error}")
+    return RABBITMQ

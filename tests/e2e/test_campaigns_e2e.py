@@ -1,5 +1,5 @@
-"""Campaign dispatch end to end: two real Celery workers take the dispatch tasks from the broker (Redis, and
-the embedded SQLite transport), reserve each contact through the contact policy, and place the calls through
+"""Campaign dispatch end to end: two real Celery workers take the dispatch tasks from the broker (Redis,
+RabbitMQ, and the embedded SQLite transport), reserve each contact through the contact policy, and place the calls through
 the real twilio client on the Twilio simulator. Checked from the simulator's side: every account called
 exactly once (no double contact between the workers), and the calls arriving at the campaign's rate (within
 10%, measured as calls counted over the window, not as our code's speed). One campaign is driven through the
@@ -125,21 +125,40 @@ def check_dispatch(simulator: str, accounts: list[tuple[int, str]], logs: Path, 
         assert "kindly.campaigns.dispatch" in (logs / f"worker-{tag}-{i}.log").read_text(errors="replace")
 
 
-def test_dispatch_on_redis_through_the_api(simulator, redis_url, tmp_dir):
-    broker = redis_url.rsplit("/", 1)[0] + "/13"  # a database of this test's own: nobody else's worker takes its tasks
-    import redis
+def networked_broker(request, name: str) -> str:
+    """A broker of this test's own on the local Redis (a database nobody else uses) or RabbitMQ (the task queue
+    emptied first), so no other worker takes its tasks and no earlier run's task is left in it."""
+    if name == "redis":
+        import redis
 
-    redis.Redis.from_url(broker).flushdb()
+        broker = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/13"
+        redis.Redis.from_url(broker).flushdb()
+        return broker
+    from kombu import Connection
+    from amqp.exceptions import NotFound
+
+    broker = request.getfixturevalue("rabbitmq_url")
+    with Connection(broker) as connection:
+        try:
+            connection.default_channel.queue_purge("kindly")
+        except NotFound:
+            pass  # no queue yet: the first worker declares it
+    return broker
+
+
+@pytest.mark.parametrize("name", ["redis", "rabbitmq"])
+def test_dispatch_on_a_networked_broker_through_the_api(simulator, request, tmp_dir, name):
+    broker = networked_broker(request, name)
     logs = tmp_dir / "logs"
     env = worker_env(broker, simulator)
-    workers = start_workers(env, logs, "redis")
-    gateway = services.start_gateway(GATEWAY, env, logs / "campaign-gateway.log")
+    workers = start_workers(env, logs, name)
+    gateway = services.start_gateway(GATEWAY, env, logs / f"campaign-gateway-{name}.log")
     try:
         services.wait_until_up(f"http://127.0.0.1:{GATEWAY}/health", gateway)
-        accounts = make_accounts("REDIS")
+        accounts = make_accounts(name.upper())
         with httpx.Client(base_url=f"http://127.0.0.1:{GATEWAY}", headers=ADMIN_HEADERS, timeout=30) as api:
             created = api.post("/api/campaigns", json={
-                "name": f"e2e-redis-{accounts[0][0]}", "filter": {"external_ids": [e for _, e in accounts]},
+                "name": f"e2e-{name}-{accounts[0][0]}", "filter": {"external_ids": [e for _, e in accounts]},
                 "plan": "voice", "calls_per_second": str(RATE)})
             assert created.status_code == 201, created.text
             campaign = created.json()
@@ -147,7 +166,7 @@ def test_dispatch_on_redis_through_the_api(simulator, redis_url, tmp_dir):
             started = api.post(f"/api/campaigns/{campaign['id']}/start")
             assert started.status_code == 200, started.text
             assert (started.json()["status"], started.json()["progress"]["accounts"]) == ("running", ACCOUNTS)
-            check_dispatch(simulator, accounts, logs, "redis")
+            check_dispatch(simulator, accounts, logs, name)
             progress = api.get(f"/api/campaigns/{campaign['id']}").json()["progress"]
             assert (progress["contacted"], progress["attempts"], progress["steps"]) == (ACCOUNTS, ACCOUNTS, {"sent": ACCOUNTS})
             assert api.post(f"/api/campaigns/{campaign['id']}/resume").status_code == 409

@@ -28,6 +28,7 @@ from kindly.tasks import sweep
 from scripts import services
 from tests.conftest import SIMULATOR_URL, ZH_ACCOUNT
 from tests.e2e.helpers import new_account
+from tests.e2e.twilio_peer import night_phone
 
 NEW_YORK = ZoneInfo("America/New_York")
 _cn_phones = count(1)
@@ -375,6 +376,53 @@ def test_a_colleague_calls_back_when_the_agent_did_not_answer(api, on_redis):
 
 
 # ---------------------------------------------------------------------------- the embedded transport
+
+# ------------------------------------------------------------------------------------------ agent replies
+
+def night_handoff(api) -> tuple[dict, int]:
+    """An account where it is night now, whose customer has not written, with a handoff waiting for an agent."""
+    phone, zone = night_phone()
+    account = new_account(api, phone=phone, timezone=zone)
+    conversation_id = conversation_for(account["id"], verified=True, disposition="handoff")
+    with session_scope() as session:
+        handoff = records.create_handoff(session, session.get(Account, account["id"]), session.get(Conversation, conversation_id),
+                                         "human_requested", "")
+        session.flush()
+        return account, handoff.id
+
+
+def test_an_agent_reply_at_night_is_held_and_sent_when_the_window_opens(api, on_redis):
+    account, handoff_id = night_handoff(api)
+    text = "Hi, this is Dana from the bank. I can help with the plan when you're free."
+    held = api.post(f"/api/handoffs/{handoff_id}/messages", json={"text": text})
+    assert held.status_code == 202, held.text
+    [reply] = held.json()["held_replies"]
+    sends_at = datetime.fromisoformat(reply["sends_at"].replace("Z", "+00:00"))
+    assert reply["text"] == text and held.json()["messages"] == [] and texts_to(account["phone"]) == []
+    assert sends_at.astimezone(ZoneInfo(account["timezone"])).time() == time(8)  # the window's opening there
+    on_redis.sweep(sends_at - timedelta(minutes=5))
+    clock.sleep(3)
+    assert [r["status"] for r in follow_ups(api, account, "agent_reply")] == ["open"] and texts_to(account["phone"]) == []
+    on_redis.sweep(sends_at + timedelta(minutes=1))
+    [row] = settled(api, account, "agent_reply")
+    assert row["status"] == "done" and texts_to(account["phone"]) == [text]
+    detail = api.get(f"/api/handoffs/{handoff_id}").json()
+    assert ([m["text"] for m in detail["messages"]], detail["held_replies"], detail["status"]) == ([text], [], "claimed")
+
+
+def test_resolving_the_handoff_cancels_a_held_reply(api, on_redis):
+    account, handoff_id = night_handoff(api)
+    held = api.post(f"/api/handoffs/{handoff_id}/messages", json={"text": "I'll text you in the morning."})
+    assert held.status_code == 202, held.text
+    sends_at = datetime.fromisoformat(held.json()["held_replies"][0]["sends_at"].replace("Z", "+00:00"))
+    resolved = api.post(f"/api/handoffs/{handoff_id}/resolve", json={"disposition": "wrong_number", "note": "not our customer"})
+    assert resolved.json()["held_replies"] == []
+    [row] = follow_ups(api, account, "agent_reply")
+    assert row["status"] == "cancelled" and "resolved" in row["last_error"]
+    on_redis.sweep(sends_at + timedelta(minutes=1))
+    clock.sleep(3)
+    assert texts_to(account["phone"]) == []
+
 
 def test_the_embedded_transport_runs_the_same_follow_through(api, embedded):
     account = new_account(api)

@@ -25,7 +25,7 @@ ZONES = [
 ]
 
 
-# Phones whose number says the same time zone as the account, around the clock, for a daytime contact now. The
+# Phones whose number says the same time zone as the account, around the clock, for a daytime (or night) contact now. The
 # suffixes start at 5000, above the ones tests/conftest.py hands out, so no two test accounts share a phone.
 DAYTIME_PHONES = [
     ("+1212555{:04d}", "America/New_York"), ("+1415555{:04d}", "America/Los_Angeles"),
@@ -42,6 +42,16 @@ def zone_where_hour_is(low: int, high: int) -> str:
 def daytime_phone() -> tuple[str, str]:
     """A phone and time zone where it is between 09:00 and 19:00 now, in every zone the contact policy sees for
     them: far from the window's edges for the length of the test."""
+    return phone_where(range(9, 19), "daytime")
+
+
+def night_phone() -> tuple[str, str]:
+    """A phone and time zone where it is between 22:00 and 07:00 now in every zone the contact policy sees for
+    them: outside the calling window, at least an hour before it opens."""
+    return phone_where([22, 23, 0, 1, 2, 3, 4, 5, 6], "night")
+
+
+def phone_where(hours, what: str) -> tuple[str, str]:
     from kindly.contact_policy import contact_zones
     from kindly.models import Account
 
@@ -49,9 +59,9 @@ def daytime_phone() -> tuple[str, str]:
     serial = next(_daytime_serial) % 10_000
     for pattern, zone in DAYTIME_PHONES:
         phone = pattern.format(serial)
-        if all(9 <= now.astimezone(ZoneInfo(z)).hour < 19 for z in contact_zones(Account(phone=phone, timezone=zone, country="US"))):
+        if all(now.astimezone(ZoneInfo(z)).hour in hours for z in contact_zones(Account(phone=phone, timezone=zone, country="US"))):
             return phone, zone
-    raise AssertionError(f"no daytime phone at {now:%H:%M} UTC")
+    raise AssertionError(f"no {what} phone at {now:%H:%M} UTC")
 
 
 def post_signed(url: str, params: dict, token: str = AUTH_TOKEN) -> httpx.Response:

@@ -182,3 +182,11 @@ def test_the_leak_scan_finds_planted_secrets_in_logs_and_database_rows(tmp_path)
         "planted.db notes.body: '1985年3月5日'",
     ])
     assert len(find_leaks(secrets, logs, [url], names=["Alex Morgan"])) == 5, "the hash outside the allowed column"
+
+
+def test_the_leak_scan_does_not_read_a_unix_time_as_a_date_of_birth(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "engine.log").write_text('{"event": "user", "timestamp": 1796019850.305123}\nborn 1985.03.05\n', encoding="utf-8")
+    hits = find_leaks(dob_spellings(date(1985, 3, 5)), logs, [])
+    assert len(hits) == 1 and hits[0].startswith("engine.log:2: "), hits
