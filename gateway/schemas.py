@@ -233,7 +233,7 @@ class PaymentOut(BaseModel):
 
 
 FollowUpStatus = Literal["open", "running", "done", "failed", "cancelled"]
-FollowUpKind = Literal["verify_payment", "callback", "reminder", "recontact", "agent_reply"]
+FollowUpKind = Literal["verify_payment", "callback", "reminder", "recontact", "agent_reply", "confirmation", "agent_notice"]
 
 
 class FollowUpOut(BaseModel):

@@ -193,7 +193,7 @@ class FollowUp(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     conversation_id: Mapped[Optional[str]] = mapped_column(ForeignKey("conversations.id"))
-    kind: Mapped[str] = mapped_column(String(24))  # verify_payment | callback | reminder | recontact | agent_reply
+    kind: Mapped[str] = mapped_column(String(24))  # verify_payment | callback | reminder | recontact | agent_reply | confirmation | agent_notice
     due_on: Mapped[date] = mapped_column(Date)
     # The moment it is due; without one, the start of due_on in the account's time zone (kindly/follow_through.py).
     due_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))

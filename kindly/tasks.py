@@ -14,7 +14,8 @@ Contacts go through the contact policy (reserve_contact) with their purpose: rem
 promised part and on its due day), callback (a call the customer asked for, or a colleague's callback when no
 agent could take a call), recontact (one call after a missed promise). An agent's SMS held for the window
 (agent_reply) goes through the agent's rules instead (check_agent_reply: no hold or cap, the window and the
-opt-out). A refusal that passes with time (the
+opt-out). A promise's SMS confirmation or an agent's notice that Twilio failed to take at first (confirmation,
+agent_notice; channels/outcomes.py) is sent again, as it was. A refusal that passes with time (the
 window, a cap) moves the follow-up to the next moment allowed; any other ends it, `cancelled`, with the rule.
 """
 import logging
@@ -31,8 +32,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from channels import voice
 from channels.agent_replies import send_agent_reply
 from channels.outbound import place_call, send_text
-from channels.outcomes import notify_agent_of_handoff
-from channels.twilio_edge import SAY_LANGUAGES, TWILIO_ERRORS, our_number, voice_for
+from channels.outcomes import agent_notice, notify_agent_of_handoff, promise_confirmation
+from channels.twilio_edge import SAY_LANGUAGES, TWILIO_ERRORS, our_number, send_sms, voice_for
 from kindly import follow_through, formatting, records
 from kindly.contact_policy import Refusal, contact_zones, reserve_contact
 from kindly.db import session_scope
@@ -218,6 +219,16 @@ class Contact:
 
 
 @dataclass
+class Text:
+    """An SMS that is not a contact attempt (a promise's confirmation, an agent's notice), sent outside any
+    transaction."""
+
+    to: str
+    body: str
+    done: str
+
+
+@dataclass
 class HeldReply:
     """An agent's SMS held for the window (channels/agent_replies.py), sent outside any transaction."""
 
@@ -250,9 +261,9 @@ def run_follow_up(self, follow_up_id: int, now: Optional[str] = None) -> str:
         step = HANDLERS[follow_up.kind](session, follow_up, at)
         if isinstance(step, Outcome):
             _close(follow_up, step)
-    if isinstance(step, (Contact, HeldReply)):
+    if not isinstance(step, Outcome):
         try:
-            step = _contact(step, at) if isinstance(step, Contact) else _reply(step, at)
+            step = _carry_out(step, at)
         except TWILIO_ERRORS as error:
             _release(follow_up_id, error)
             raise
@@ -298,6 +309,15 @@ def _contact(contact: Contact, at: datetime) -> Outcome:
         return _refused(contact.account_id, reserved, at)
     contact.send(reserved)
     return Outcome("done", contact.done)
+
+
+def _carry_out(step: Union[Contact, HeldReply, Text], at: datetime) -> Outcome:
+    if isinstance(step, Contact):
+        return _contact(step, at)
+    if isinstance(step, HeldReply):
+        return _reply(step, at)
+    send_sms(step.to, step.body)
+    return Outcome("done", step.done)
 
 
 def _reply(reply: HeldReply, at: datetime) -> Outcome:
@@ -387,5 +407,19 @@ def send_held_reply(session: Session, follow_up: FollowUp, at: datetime) -> Unio
     return HeldReply(follow_up.account_id, handoff.id, follow_up.note)
 
 
+def resend_confirmation(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outcome, Text]:
+    summary = promise_confirmation(follow_up.conversation_id)
+    if summary is None:
+        return Outcome("cancelled", "no promise to confirm any more, or the customer opted out of SMS")
+    return Text(session.get(Account, follow_up.account_id).phone, summary, "the promise's confirmation sent")
+
+
+def resend_agent_notice(session: Session, follow_up: FollowUp, at: datetime) -> Union[Outcome, Text]:
+    agent_line, body = agent_notice(follow_up.handoff_id, follow_up.note or None)
+    if not agent_line:
+        return Outcome("cancelled", "the number has no agent line any more")
+    return Text(agent_line, body, f"the agent's notice of handoff #{follow_up.handoff_id} sent")
+
+
 HANDLERS = {"reminder": remind, "recontact": recontact, "callback": call_back, "verify_payment": verify_payment,
-            "agent_reply": send_held_reply}
+            "agent_reply": send_held_reply, "confirmation": resend_confirmation, "agent_notice": resend_agent_notice}

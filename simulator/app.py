@@ -25,6 +25,10 @@ class TwilioError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class Outage(BaseModel):
+    messages: int = Field(ge=0, le=1000)
+
+
 class Answer(BaseModel):
     as_: Literal["person", "machine"] = Field("person", alias="as")
     agent_answers: Optional[bool] = None
@@ -62,6 +66,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Kindly Twilio simulator")
     calls: dict[str, Call] = {}
     messages: list[dict] = []
+    outage = {"messages": 0}
 
     @app.exception_handler(TwilioError)
     def twilio_error(request: Request, error: TwilioError) -> JSONResponse:
@@ -139,6 +144,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.post(API + "/Messages.json", status_code=201)
     def create_message(background: BackgroundTasks, form=Depends(twilio_form)) -> dict:
         required(form, "To", "Body")
+        if outage["messages"] > 0:  # POST /sim/outage: Twilio has a bad moment
+            outage["messages"] -= 1
+            raise TwilioError(503, 20503, "Service unavailable")
         message = {"sid": new_sid("SM"), "to": form["To"], "from": form.get("From", settings.our_number),
                    "body": form["Body"], "direction": "outbound-api", "status": "queued", "date_created": rfc2822(time.time())}
         messages.append(message)
@@ -253,6 +261,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                     "date_created": rfc2822(time.time())} for m in root.iter("Message")]
         messages.extend(replies)
         return replies
+
+    @app.post("/sim/outage")
+    def start_outage(body: Outage) -> dict:
+        """The next `messages` SMS requests fail with 503, as Twilio's API does in an outage."""
+        outage["messages"] = body.messages
+        return outage
 
     @app.post("/sim/reset")
     def reset() -> dict:

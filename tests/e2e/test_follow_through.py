@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from channels import outcomes
 from kindly import records
 from kindly.db import session_scope
 from kindly.follow_through import broken_promise_line
@@ -422,6 +423,33 @@ def test_resolving_the_handoff_cancels_a_held_reply(api, on_redis):
     on_redis.sweep(sends_at + timedelta(minutes=1))
     clock.sleep(3)
     assert texts_to(account["phone"]) == []
+
+
+# -------------------------------------------------------------------- texts Twilio failed to take at first
+
+def test_texts_twilio_refused_at_first_are_sent_again_by_the_worker(api, on_redis):
+    """A Twilio outage as the call ends: the promise's confirmation and the agent's notice of a handoff are not
+    lost (channels/outcomes.py, as the voice channel calls them), but sent again by the worker."""
+    account = new_account(api)
+    promise_id = promise(account, "250.00", today() + timedelta(days=5))
+    conversation_id = promise_of(api, account, promise_id)["conversation_id"]
+    with session_scope() as session:
+        handoff = records.create_handoff(session, session.get(Account, account["id"]), session.get(Conversation, conversation_id),
+                                         "dispute", "")
+        session.flush()
+        handoff_id = handoff.id
+    assert httpx.post(f"{SIMULATOR_URL}/sim/outage", json={"messages": 2}).status_code == 200
+    outcomes.text_promise_confirmation(conversation_id)
+    outcomes.notify_agent_of_handoff(handoff_id)
+    assert texts_to(account["phone"]) == []
+    resent = lambda rows: [r for r in rows if r["kind"] in ("confirmation", "agent_notice")]  # noqa: E731
+    assert {r["kind"]: r["status"] for r in resent(follow_ups(api, account))} == {"confirmation": "open", "agent_notice": "open"}
+    on_redis.sweep(datetime.now(NEW_YORK) + timedelta(minutes=1))
+    settled(api, account, None, lambda rows: [r["status"] for r in resent(rows)] == ["done", "done"])
+    [confirmation] = texts_to(account["phone"])
+    assert "250.00" in confirmation and f"Reference {promise_id}" in confirmation
+    notices = [m["body"] for m in httpx.get(f"{SIMULATOR_URL}/sim/messages").json() if f"handoff #{handoff_id} " in m["body"]]
+    assert len(notices) == 1
 
 
 def test_the_embedded_transport_runs_the_same_follow_through(api, embedded):
