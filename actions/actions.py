@@ -3,9 +3,10 @@ PRODUCT.md section 2 and writes its outcome to the database through kindly.recor
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Optional
+from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, FollowupAction, SessionStarted, SlotSet
@@ -13,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.turn import Turn
 from kindly import records
+from kindly.callback_time import callback_moment
 from kindly.db import session_scope
 from kindly.follow_through import broken_promise_line
 from kindly.models import Account, Conversation
@@ -549,10 +551,13 @@ def callback(turn: Turn) -> None:
         turn.move_to("callback")
         turn.reply("ask_callback_time")
         return
-    when = turn.entity_date() or turn.today + timedelta(days=1)
+    named_day = turn.entity_date()
+    now = datetime.now(ZoneInfo(turn.account.timezone))
+    when, moment = callback_moment(turn.text, named_day if named_day and named_day >= now.date() else None, now)
     turn.conversation.callback_note = turn.masked_text
     turn.conversation.callback_date = when
-    records.create_follow_up(turn.session, turn.account, turn.conversation.id, "callback", when, turn.masked_text)
+    follow_up = records.create_follow_up(turn.session, turn.account, turn.conversation.id, "callback", when, turn.masked_text)
+    follow_up.due_at = moment and moment.astimezone(timezone.utc)  # None: the window's opening that day
     turn.reply("callback_noted")
     turn.end("callback_requested")
 

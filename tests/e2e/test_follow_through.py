@@ -8,7 +8,7 @@ kindly.records, as the bot's actions write them."""
 import json
 import subprocess
 import time as clock
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import count
 from typing import Callable
@@ -28,7 +28,7 @@ from kindly.queue import app
 from kindly.tasks import sweep
 from scripts import services
 from tests.conftest import SIMULATOR_URL, ZH_ACCOUNT
-from tests.e2e.helpers import new_account
+from tests.e2e.helpers import Conversation as Talk, new_account
 from tests.e2e.twilio_peer import night_phone
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -324,6 +324,22 @@ def test_the_callback_the_customer_asked_for_is_placed_in_the_window(api, on_red
     clock.sleep(3)
     assert [r["status"] for r in follow_ups(api, account, "callback")] == ["open"] and calls_to(account["phone"]) == []
     on_redis.sweep(local(1, hour=15))
+    [callback] = settled(api, account, "callback")
+    assert callback["status"] == "done" and len(calls_to(account["phone"])) == 1
+
+
+@pytest.mark.parametrize("language, said", [("en", "cant talk now, call me back tomorrow at 3pm"), ("zh", "现在不方便，明天下午三点再打给我吧")])
+def test_a_callback_asked_for_at_a_time_is_placed_at_that_time(api, on_redis, language, said):
+    account = new_account(api) if language == "en" else cn_account(api)
+    zone = ZoneInfo(account["timezone"])
+    Talk(api, account).start("sms").say(said)
+    [callback] = follow_ups(api, account, "callback")
+    due = datetime.fromisoformat(callback["due_at"]).replace(tzinfo=timezone.utc).astimezone(zone)  # stored in UTC
+    assert (due.date(), due.time()) == (today(zone) + timedelta(days=1), time(15))
+    on_redis.sweep(due - timedelta(minutes=10))
+    clock.sleep(3)
+    assert [r["status"] for r in follow_ups(api, account, "callback")] == ["open"] and calls_to(account["phone"]) == []
+    on_redis.sweep(due + timedelta(minutes=1))
     [callback] = settled(api, account, "callback")
     assert callback["status"] == "done" and len(calls_to(account["phone"])) == 1
 
