@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,6 +90,9 @@ class World:
     def later(self, delay: timedelta, action) -> None:
         heapq.heappush(self.events, (self.clock.now + delay, next(self.seq), action))
 
+    def next_event(self) -> datetime:
+        return self.events[0][0] if self.events else datetime.max.replace(tzinfo=timezone.utc)
+
     def run_events(self, until: datetime) -> None:
         while self.events and self.events[0][0] <= until:
             at, _, action = heapq.heappop(self.events)
@@ -123,7 +126,7 @@ class World:
                     voicemail = self.rng.random() < customer.voicemail
                     self.stats["voicemail"] += voicemail
                     answer["outcome"] = "voicemail" if voicemail else self.rng.choice(["no_answer", "no_answer", "busy", "failed"])
-            db.execute(update(ContactAttempt.__table__).where(ContactAttempt.id == reserved.id).values(**answer))
+            db.execute(update(ContactAttempt.__table__).where(ContactAttempt.id == bindparam("attempt_id")), dict(answer, attempt_id=reserved.id))
         for name, value in answer.items():
             setattr(reserved, name, value)
         return reserved
@@ -140,8 +143,8 @@ class World:
         from kindly.models import Conversation, new_id
 
         conversation_id = new_id()
-        db.execute(insert(Conversation.__table__).values(id=conversation_id, account_id=account_id, channel=channel, direction="outbound",
-                                                         language="en", started_at=at, last_activity_at=at))
+        db.execute(insert(Conversation.__table__), dict(id=conversation_id, account_id=account_id, channel=channel, direction="outbound",
+                                                        language="en", stage="opening", verified=False, started_at=at, last_activity_at=at))
         return conversation_id
 
     def conversation(self, db, account_id: int, conversation_id: str, at: datetime, text: str = "(hello)") -> None:
@@ -149,7 +152,7 @@ class World:
         from kindly.models import Conversation, OptOut, Promise, PromiseInstallment, TranscriptTurn
 
         customer = self.customer(account_id)
-        db.execute(insert(TranscriptTurn.__table__).values(conversation_id=conversation_id, role="user", text=text, at=at))
+        db.execute(insert(TranscriptTurn.__table__), dict(conversation_id=conversation_id, role="user", text=text, at=at))
         outcome = dict(last_activity_at=at)
         if self.rng.random() < customer.opts_out:
             channel = db.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
@@ -174,7 +177,7 @@ class World:
                 self.later(settle_at - self.clock.now, lambda when: self.settle(promise_id, account_id))
             else:
                 outcome["disposition"] = "no_commitment"
-        db.execute(update(Conversation.__table__).where(Conversation.id == conversation_id).values(**outcome))
+        db.execute(update(Conversation.__table__).where(Conversation.id == bindparam("conversation_id")), dict(outcome, conversation_id=conversation_id))
 
     def settle(self, promise_id: int, account_id: int) -> None:
         """The payments feed, the day after the promised date: kept (the account is paid off) or broken."""
@@ -234,6 +237,7 @@ def main() -> None:
                                       sleep=lambda seconds: setattr(clock, "now", clock.now + timedelta(seconds=seconds)))
     running: list[int] = []
     end = START + timedelta(days=args.days)
+    day = 0
     while clock.now < end:
         if clock.now.weekday() == 0 and clock.now.hour == 0 and clock.now.minute == 0:
             with session_scope() as session:
@@ -248,9 +252,14 @@ def main() -> None:
         for campaign_id in running:
             dispatcher.run(campaign_id)
         world.run_events(clock.now)
-        clock.now = max(clock.now, tick_end)
-        if clock.now.hour == 0 and clock.now.minute == 0:
-            print(f"  day {(clock.now - START).days:2d}: {world.stats['contacts']:,} contacts so far ({time.perf_counter() - wall:.0f} s)", flush=True)
+        # Then the next tick, or, when nothing is due until later (the night in every zone), straight to that;
+        # never past a midnight (the day's line, Monday's campaign).
+        next_midnight = datetime.combine(clock.now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
+        later = [due for due in map(campaigns.next_due, running) if due is not None] + [world.next_event()]
+        clock.now = min(max(clock.now, tick_end, min(later)), next_midnight, end)
+        if (clock.now - START).days > day:
+            day = (clock.now - START).days
+            print(f"  day {day:2d}: {world.stats['contacts']:,} contacts so far ({time.perf_counter() - wall:.0f} s)", flush=True)
     seconds = time.perf_counter() - wall
 
     from bench.contact_log_checker import check

@@ -73,34 +73,36 @@ class CampaignError(ValueError):
     pass
 
 
-# The statements a dispatcher runs for every contact, built once: building one costs more than running it.
-CAMPAIGN_STATUS = select(Campaign.status).where(Campaign.id == bindparam("campaign_id"))
+# The statements a dispatcher runs for every contact, built once (building one costs more than running it), and
+# on the tables where they read or write a few columns (the ORM adds nothing there but time).
+_campaigns, _rows, _accounts = Campaign.__table__, CampaignContact.__table__, Account.__table__
+_attempts, _conversations, _turns = ContactAttempt.__table__, Conversation.__table__, TranscriptTurn.__table__
+CAMPAIGN_STATUS = select(_campaigns.c.status).where(_campaigns.c.id == bindparam("campaign_id"))
 DUE_ROWS = (
-    select(CampaignContact.id)
-    .where(CampaignContact.campaign_id == bindparam("campaign_id"), CampaignContact.status == "pending",
-           CampaignContact.due_at <= bindparam("now"))
-    .order_by(CampaignContact.due_at, CampaignContact.id).limit(CLAIM_BATCH)
+    select(_rows.c.id)
+    .where(_rows.c.campaign_id == bindparam("campaign_id"), _rows.c.status == "pending", _rows.c.due_at <= bindparam("now"))
+    .order_by(_rows.c.due_at, _rows.c.id).limit(CLAIM_BATCH)
 )
 # Still pending and still due: another worker may have claimed it, or moved it on, since it was read.
 TAKE_ROW = (
-    update(CampaignContact.__table__)
-    .where(CampaignContact.id == bindparam("row_id"), CampaignContact.status == "pending", CampaignContact.due_at <= bindparam("now"))
+    update(_rows)
+    .where(_rows.c.id == bindparam("row_id"), _rows.c.status == "pending", _rows.c.due_at <= bindparam("now"))
     .values(status="claimed", claimed_by=bindparam("worker"), updated_at=bindparam("now"))
 )
 CONTACT_ROW = select(CampaignContact).where(CampaignContact.id == bindparam("row_id"))
 # The flags are the contact policy's business (it reads them under its lock): not loaded here.
 ACCOUNT = select(Account).where(Account.id == bindparam("account_id")).options(lazyload(Account.flag_history))
-ANSWERED_SINCE = select(ContactAttempt.id).where(
-    ContactAttempt.account_id == bindparam("account_id"), ContactAttempt.channel == "voice", ContactAttempt.connected.is_(True),
-    ContactAttempt.at >= bindparam("since"))
-SPOKE_SINCE = select(TranscriptTurn.id).join(Conversation, Conversation.id == TranscriptTurn.conversation_id).where(
-    Conversation.account_id == bindparam("account_id"), TranscriptTurn.role == "user", TranscriptTurn.at >= bindparam("since"))
+ANSWERED_SINCE = select(_attempts.c.id).where(
+    _attempts.c.account_id == bindparam("account_id"), _attempts.c.channel == "voice", _attempts.c.connected.is_(True),
+    _attempts.c.at >= bindparam("since"))
+SPOKE_SINCE = select(_turns.c.id).join(_conversations, _conversations.c.id == _turns.c.conversation_id).where(
+    _conversations.c.account_id == bindparam("account_id"), _turns.c.role == "user", _turns.c.at >= bindparam("since"))
 REACHED_SINCE = select(or_(ANSWERED_SINCE.exists(), SPOKE_SINCE.exists()))
-OTHERS_ON_PHONE = select(Account.id, Account.name, Account.days_past_due).where(
-    Account.phone == bindparam("phone"), Account.id != bindparam("account_id"))
-STEP_ROW = select(CampaignContact.id).where(
-    CampaignContact.campaign_id == bindparam("campaign_id"), CampaignContact.account_id == bindparam("account_id"),
-    CampaignContact.step == bindparam("step"))
+OTHERS_ON_PHONE = select(_accounts.c.id, _accounts.c.name, _accounts.c.days_past_due).where(
+    _accounts.c.phone == bindparam("phone"), _accounts.c.id != bindparam("account_id"))
+NEW_ROW = insert(_rows)
+STEP_ROW = select(_rows.c.id).where(
+    _rows.c.campaign_id == bindparam("campaign_id"), _rows.c.account_id == bindparam("account_id"), _rows.c.step == bindparam("step"))
 
 
 # ---------------------------------------------------------------------------------------------- plans
@@ -332,58 +334,68 @@ class Dispatcher:
         while budget_seconds is None or time.monotonic() - started < budget_seconds:
             if max_contacts is not None and placed >= max_contacts:
                 break
-            if not self.settle(campaign_id, force=settled_at is None or placed - settled_at >= SETTLE_EVERY):
-                break  # the campaign is not running
-            settled_at = placed if settled_at is None or placed - settled_at >= SETTLE_EVERY else settled_at
-            row_id = self.claim(campaign_id)
-            if row_id is None and settled_at != placed:
-                self.settle(campaign_id, force=True)
+            if settled_at is None or placed - settled_at >= SETTLE_EVERY:
+                if not self.settle(campaign_id):
+                    break  # the campaign is not running
                 settled_at = placed
-                row_id = self.claim(campaign_id)
-            if row_id is None:
+            row = self.claim(campaign_id)
+            if row is None and settled_at != placed:
+                if not self.settle(campaign_id):
+                    break
+                settled_at = placed
+                row = self.claim(campaign_id)
+            if row is None:
                 finish_if_done(campaign_id, self.clock())
                 break
-            placed += self.contact(row_id)
+            placed += self.contact(row)
         return placed
 
-    def settle(self, campaign_id: int, force: bool) -> bool:
-        """False when the campaign is not running (any more); settles its answered calls when `force`."""
+    def settle(self, campaign_id: int) -> bool:
+        """False when the campaign is not running (any more); else settles its answered calls."""
         with session_scope() as session:
             if session.scalar(CAMPAIGN_STATUS, {"campaign_id": campaign_id}) != "running":
                 return False
-            if force:
-                settle(session, self.campaign, self.clock())
+            settle(session, self.campaign, self.clock())
         return True
 
-    def claim(self, campaign_id: int) -> Optional[int]:
-        """Take one due row for this worker, or None: from the due rows read last time while any is left, else
-        from the next CLAIM_BATCH. The UPDATE only succeeds while the row is still pending and due, so of two
-        workers racing for a row exactly one gets it."""
-        for fresh in (False, True):
-            if fresh:
-                with session_scope() as session:
-                    self.due_rows = list(session.scalars(DUE_ROWS, {"campaign_id": campaign_id, "now": self.clock()}))
-            while self.due_rows:
-                row_id = self.due_rows.pop(0)
-                with session_scope() as session:
-                    taken = session.connection().execute(TAKE_ROW, {"row_id": row_id, "worker": self.worker, "now": self.clock()}).rowcount
-                if taken:
-                    return row_id
+    def claim(self, campaign_id: int) -> Optional[CampaignContact]:
+        """Take one due row for this worker that is still to be contacted, or None (nothing due, or the campaign is
+        not running any more). The rows come from the due rows read last time while any is left, else from the
+        next CLAIM_BATCH. The UPDATE only succeeds while the row is still pending and due, so of two workers
+        racing for a row exactly one gets it. A taken row whose account an earlier step reached, or whose phone
+        is held, is closed in the same transaction and the next one is taken."""
+        now = self.clock()
+        with session_scope() as session:
+            if session.scalar(CAMPAIGN_STATUS, {"campaign_id": campaign_id}) != "running":
+                return None
+            for fresh in (False, True):
+                if fresh:
+                    self.due_rows = list(session.scalars(DUE_ROWS, {"campaign_id": campaign_id, "now": now}))
+                while self.due_rows:
+                    row_id = self.due_rows.pop(0)
+                    if not session.connection().execute(TAKE_ROW, {"row_id": row_id, "worker": self.worker, "now": now}).rowcount:
+                        continue  # another worker was first
+                    row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
+                    if self.still_to_contact(session, row, now):
+                        return row
         return None
 
-    def contact(self, row_id: int) -> int:
-        now, campaign = self.clock(), self.campaign
-        with session_scope() as session:
-            row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
-            account = session.scalars(ACCOUNT, {"account_id": row.account_id}).one()
-            if row.step > 0 and reached_since(session, account.id, campaign.started_at):
-                close(row, "skipped", now, "reached by an earlier step")
-                return 0
-            refusal = shared_phone_refusal(session, account, row)
-            if refusal:
-                refuse(session, campaign, row, refusal, now)
-                return 0
-            per_second = float(campaign.calls_per_second if row.channel == "voice" else campaign.texts_per_second)
+    def still_to_contact(self, session: Session, row: CampaignContact, now: datetime) -> bool:
+        """False (and the row closed) when an earlier step reached the account or its phone is held."""
+        account = session.scalars(ACCOUNT, {"account_id": row.account_id}).one()
+        if row.step > 0 and reached_since(session, account.id, self.campaign.started_at):
+            close(row, "skipped", now, "reached by an earlier step")
+            return False
+        refusal = shared_phone_refusal(session, account, row)
+        if refusal:
+            refuse(session, self.campaign, row, refusal, now)
+            return False
+        return True
+
+    def contact(self, row: CampaignContact) -> int:
+        """Reserve the contact with the policy, send it, and record it on the (claimed) row: 1 when it went."""
+        campaign = self.campaign
+        per_second = float(campaign.calls_per_second if row.channel == "voice" else campaign.texts_per_second)
         # The slot first, then the policy: the window and the caps are checked at the moment the request goes.
         wait = self.pacer.reserve_slot(f"twilio:{row.channel}", per_second)
         if wait > 0:
@@ -391,7 +403,8 @@ class Dispatcher:
         reserved = self.reserve(row.account_id, row.channel, self.clock())
         if isinstance(reserved, Refusal):
             with session_scope() as session:
-                refuse(session, campaign, session.scalars(CONTACT_ROW, {"row_id": row_id}).one(), reserved, self.clock())
+                session.add(row)
+                refuse(session, campaign, row, reserved, self.clock())
             return 0
         try:
             attempt = self.send(reserved)
@@ -400,7 +413,7 @@ class Dispatcher:
         else:
             detail = None
         with session_scope() as session:
-            row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
+            session.add(row)  # claimed by this worker when it was read: nobody else changes it
             row.status, row.attempt_id, row.tries = "sent", attempt.id, row.tries + 1
             row.detail, row.claimed_by = detail, None
             row.due_at = self.clock() + OUTCOME_POLL
@@ -481,9 +494,9 @@ def next_step(session: Session, campaign: Campaign, row: CampaignContact, now: d
         return
     following = campaign.plan[row.step + 1]
     if not session.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": row.account_id, "step": row.step + 1}):
-        session.add(CampaignContact(campaign_id=campaign.id, account_id=row.account_id, step=row.step + 1,
-                                    channel=following["channel"], status="pending", tries=0,
-                                    due_at=now + timedelta(hours=following["after_hours"]), updated_at=now))
+        session.connection().execute(NEW_ROW, dict(
+            campaign_id=campaign.id, account_id=row.account_id, step=row.step + 1, channel=following["channel"], status="pending",
+            tries=0, due_at=now + timedelta(hours=following["after_hours"]), updated_at=now))
 
 
 def settle(session: Session, campaign: Campaign, now: datetime) -> None:
@@ -514,10 +527,10 @@ def settle(session: Session, campaign: Campaign, now: datetime) -> None:
 
 def finish_if_done(campaign_id: int, now: datetime) -> None:
     with session_scope() as session:
-        open_rows = session.scalar(select(func.count()).where(
-            CampaignContact.campaign_id == campaign_id, CampaignContact.status.in_(("pending", "claimed", "sent"))))
+        open_row = session.scalar(select(CampaignContact.id).where(
+            CampaignContact.campaign_id == campaign_id, CampaignContact.status.in_(("pending", "claimed", "sent"))).limit(1))
         campaign = session.get(Campaign, campaign_id)
-        if not open_rows and campaign.status == "running":
+        if open_row is None and campaign.status == "running":
             campaign.status, campaign.finished_at = "done", now
 
 
