@@ -14,6 +14,7 @@ import heapq
 import itertools
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -220,6 +221,13 @@ def main() -> None:
     args = parser.parse_args()
     # On tmpfs where there is one: the simulation measures the policy and the dispatcher, not the disk's fsync.
     folder = Path(tempfile.mkdtemp(prefix="kindly-campaign-sim-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    try:
+        simulate(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def simulate(args: argparse.Namespace, folder: Path) -> None:
     url = f"sqlite:///{folder / 'sim.db'}"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("KINDLY_BROKER_URL", f"sqla+sqlite:///{folder / 'broker.db'}")
@@ -227,9 +235,12 @@ def main() -> None:
     from kindly import campaigns
     from kindly.db import session_scope
     from kindly.migrate import upgrade
+    from kindly.settings import settings
 
+    if settings.database_url != url:  # kindly was imported before DATABASE_URL was set: never write to that database
+        sys.exit(f"the simulation would write to {settings.database_url}, not its own {url}")
     upgrade(url)
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     make_accounts(args.accounts, args.seed)
     clock = Clock(START)
     world = World(clock, args.seed)
@@ -260,7 +271,7 @@ def main() -> None:
         if (clock.now - START).days > day:
             day = (clock.now - START).days
             print(f"  day {day:2d}: {world.stats['contacts']:,} contacts so far ({time.perf_counter() - wall:.0f} s)", flush=True)
-    seconds = time.perf_counter() - wall
+    seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
 
     from bench.contact_log_checker import check
 
@@ -272,7 +283,7 @@ def main() -> None:
             refusals[rule] = refusals.get(rule, 0) + n
     s = world.stats
     print(f"\n{args.accounts:,} accounts, {args.days} simulated days, {len(running)} weekly campaigns (plan {PLAN}), "
-          f"{args.calls_per_second} calls/s and {args.texts_per_second} texts/s; {seconds:.0f} s of real time")
+          f"{args.calls_per_second} calls/s and {args.texts_per_second} texts/s; {seconds:.0f} s of real time, {cpu_seconds:.0f} s of CPU")
     print(f"contacts {s['contacts']:,} (calls {s['calls']:,}, texts {s['texts']:,}); calls answered {s['answered']:,}, "
           f"voicemail {s['voicemail']:,}; text replies {s['sms_replies']:,}")
     print(f"right-party contacts {s['right_party']:,}; promises {s['promises']:,}: kept {s['kept']:,}, broken {s['broken']:,}, "

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from kindly.contact_policy import Refusal
 from kindly.db import get_engine, session_scope
@@ -88,18 +88,22 @@ TAKE_ROW = (
     update(_rows)
     .where(_rows.c.id == bindparam("row_id"), _rows.c.status == "pending", _rows.c.due_at <= bindparam("now"))
     .values(status="claimed", claimed_by=bindparam("worker"), updated_at=bindparam("now"))
+    .returning(_rows.c.id, _rows.c.campaign_id, _rows.c.account_id, _rows.c.step, _rows.c.channel, _rows.c.tries)
 )
+SAVE_ROW = update(_rows).where(_rows.c.id == bindparam("row_id"))  # sets the columns it is given
 CONTACT_ROW = select(CampaignContact).where(CampaignContact.id == bindparam("row_id"))
-# The flags are the contact policy's business (it reads them under its lock): not loaded here.
-ACCOUNT = select(Account).where(Account.id == bindparam("account_id")).options(lazyload(Account.flag_history))
 ANSWERED_SINCE = select(_attempts.c.id).where(
     _attempts.c.account_id == bindparam("account_id"), _attempts.c.channel == "voice", _attempts.c.connected.is_(True),
     _attempts.c.at >= bindparam("since"))
 SPOKE_SINCE = select(_turns.c.id).join(_conversations, _conversations.c.id == _turns.c.conversation_id).where(
     _conversations.c.account_id == bindparam("account_id"), _turns.c.role == "user", _turns.c.at >= bindparam("since"))
 REACHED_SINCE = select(or_(ANSWERED_SINCE.exists(), SPOKE_SINCE.exists()))
-OTHERS_ON_PHONE = select(_accounts.c.id, _accounts.c.name, _accounts.c.days_past_due).where(
-    _accounts.c.phone == bindparam("phone"), _accounts.c.id != bindparam("account_id"))
+_account, _other = _accounts.alias("account"), _accounts.alias("other")
+OTHERS_ON_PHONE = (
+    select(_other.c.id, _other.c.name, _other.c.days_past_due)
+    .join_from(_account, _other, (_other.c.phone == _account.c.phone) & (_other.c.id != _account.c.id))
+    .where(_account.c.id == bindparam("account_id"))
+)
 NEW_ROW = insert(_rows)
 STEP_ROW = select(_rows.c.id).where(
     _rows.c.campaign_id == bindparam("campaign_id"), _rows.c.account_id == bindparam("account_id"), _rows.c.step == bindparam("step"))
@@ -358,12 +362,13 @@ class Dispatcher:
             settle(session, self.campaign, self.clock())
         return True
 
-    def claim(self, campaign_id: int) -> Optional[CampaignContact]:
+    def claim(self, campaign_id: int):
         """Take one due row for this worker that is still to be contacted, or None (nothing due, or the campaign is
         not running any more). The rows come from the due rows read last time while any is left, else from the
         next CLAIM_BATCH. The UPDATE only succeeds while the row is still pending and due, so of two workers
         racing for a row exactly one gets it. A taken row whose account an earlier step reached, or whose phone
-        is held, is closed in the same transaction and the next one is taken."""
+        is held, is closed in the same transaction and the next one is taken. Returns the row's id, campaign,
+        account, step, channel and tries."""
         now = self.clock()
         with session_scope() as session:
             if session.scalar(CAMPAIGN_STATUS, {"campaign_id": campaign_id}) != "running":
@@ -372,28 +377,24 @@ class Dispatcher:
                 if fresh:
                     self.due_rows = list(session.scalars(DUE_ROWS, {"campaign_id": campaign_id, "now": now}))
                 while self.due_rows:
-                    row_id = self.due_rows.pop(0)
-                    if not session.connection().execute(TAKE_ROW, {"row_id": row_id, "worker": self.worker, "now": now}).rowcount:
-                        continue  # another worker was first
-                    row = session.scalars(CONTACT_ROW, {"row_id": row_id}).one()
-                    if self.still_to_contact(session, row, now):
+                    row = session.connection().execute(TAKE_ROW, {"row_id": self.due_rows.pop(0), "worker": self.worker, "now": now}).first()
+                    if row is not None and self.still_to_contact(session, row, now):
                         return row
         return None
 
-    def still_to_contact(self, session: Session, row: CampaignContact, now: datetime) -> bool:
+    def still_to_contact(self, session: Session, row, now: datetime) -> bool:
         """False (and the row closed) when an earlier step reached the account or its phone is held."""
-        account = session.scalars(ACCOUNT, {"account_id": row.account_id}).one()
-        if row.step > 0 and reached_since(session, account.id, self.campaign.started_at):
-            close(row, "skipped", now, "reached by an earlier step")
+        if row.step > 0 and reached_since(session, row.account_id, self.campaign.started_at):
+            close(session.scalars(CONTACT_ROW, {"row_id": row.id}).one(), "skipped", now, "reached by an earlier step")
             return False
-        refusal = shared_phone_refusal(session, account, row)
+        refusal = shared_phone_refusal(session, row)
         if refusal:
-            refuse(session, self.campaign, row, refusal, now)
+            refuse(session, self.campaign, session.scalars(CONTACT_ROW, {"row_id": row.id}).one(), refusal, now)
             return False
         return True
 
-    def contact(self, row: CampaignContact) -> int:
-        """Reserve the contact with the policy, send it, and record it on the (claimed) row: 1 when it went."""
+    def contact(self, row) -> int:
+        """Reserve the contact with the policy, send it, and record it on the claimed row: 1 when it went."""
         campaign = self.campaign
         per_second = float(campaign.calls_per_second if row.channel == "voice" else campaign.texts_per_second)
         # The slot first, then the policy: the window and the caps are checked at the moment the request goes.
@@ -403,8 +404,7 @@ class Dispatcher:
         reserved = self.reserve(row.account_id, row.channel, self.clock())
         if isinstance(reserved, Refusal):
             with session_scope() as session:
-                session.add(row)
-                refuse(session, campaign, row, reserved, self.clock())
+                refuse(session, campaign, session.scalars(CONTACT_ROW, {"row_id": row.id}).one(), reserved, self.clock())
             return 0
         try:
             attempt = self.send(reserved)
@@ -412,18 +412,17 @@ class Dispatcher:
             attempt, detail = reserved, f"Twilio: {error}"[:500]
         else:
             detail = None
+        now = self.clock()
+        sent = dict(row_id=row.id, status="sent", attempt_id=attempt.id, tries=row.tries + 1, detail=detail, claimed_by=None,
+                    due_at=now + OUTCOME_POLL, updated_at=now)
         with session_scope() as session:
-            session.add(row)  # claimed by this worker when it was read: nobody else changes it
-            row.status, row.attempt_id, row.tries = "sent", attempt.id, row.tries + 1
-            row.detail, row.claimed_by = detail, None
-            row.due_at = self.clock() + OUTCOME_POLL
             if row.channel == "sms":  # a text has no later outcome to wait for
-                if detail is None:
-                    next_step(session, campaign, row, self.clock(), "sent")
-                elif row.tries <= campaign.plan[row.step]["retries"]:
-                    row.status, row.due_at = "pending", self.clock() + RETRY_AFTER
+                if detail is not None and sent["tries"] <= campaign.plan[row.step]["retries"]:
+                    sent.update(status="pending", due_at=now + RETRY_AFTER)
                 else:
-                    next_step(session, campaign, row, self.clock(), "not sent")
+                    sent.update(status="done", detail="not sent" if detail else "sent")
+                    add_next_step(session, campaign, row.account_id, row.step, now)
+            session.connection().execute(SAVE_ROW, sent)
         return 1
 
 
@@ -432,10 +431,12 @@ def reached_since(session: Session, account_id: int, since: datetime) -> bool:
     return bool(session.scalar(REACHED_SINCE, {"account_id": account_id, "since": since}))
 
 
-def shared_phone_refusal(session: Session, account: Account, row: CampaignContact) -> Optional[Refusal]:
-    others = session.execute(OTHERS_ON_PHONE, {"phone": account.phone, "account_id": account.id}).all()
+def shared_phone_refusal(session: Session, row) -> Optional[Refusal]:
+    """The importer's merge rule 3 for the row's account (row: a CampaignContact or a row with its columns)."""
+    others = session.execute(OTHERS_ON_PHONE, {"account_id": row.account_id}).all()
     if not others:
         return None
+    account = session.get(Account, row.account_id)
     if any(same_person_key(other.name) != same_person_key(account.name) for other in others):
         return Refusal("shared_phone", "accounts in other names share this phone: held for a person to review")
     in_step = set(session.scalars(select(CampaignContact.account_id).where(
@@ -490,12 +491,17 @@ def next_step(session: Session, campaign: Campaign, row: CampaignContact, now: d
     """The step is over without reaching the customer: the plan's next step (if any) comes due after its delay."""
     if row.status not in ("refused",):
         close(row, "done", now, why)
-    if row.step + 1 >= len(campaign.plan):
+    add_next_step(session, campaign, row.account_id, row.step, now)
+
+
+def add_next_step(session: Session, campaign: Campaign, account_id: int, step: int, now: datetime) -> None:
+    """The plan's step after `step` (if any), due after its delay, unless the account has it already."""
+    if step + 1 >= len(campaign.plan):
         return
-    following = campaign.plan[row.step + 1]
-    if not session.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": row.account_id, "step": row.step + 1}):
+    following = campaign.plan[step + 1]
+    if not session.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": account_id, "step": step + 1}):
         session.connection().execute(NEW_ROW, dict(
-            campaign_id=campaign.id, account_id=row.account_id, step=row.step + 1, channel=following["channel"], status="pending",
+            campaign_id=campaign.id, account_id=account_id, step=step + 1, channel=following["channel"], status="pending",
             tries=0, due_at=now + timedelta(hours=following["after_hours"]), updated_at=now))
 
 
