@@ -78,6 +78,12 @@ class World:
         self.seq = itertools.count()
         self.stats = dict(contacts=0, calls=0, texts=0, answered=0, voicemail=0, right_party=0, promises=0, kept=0,
                           broken=0, opt_outs=0, sms_replies=0)
+        from kindly.models import ContactAttempt, Conversation
+
+        # Built once, as the dispatcher's are: each contact runs them.
+        self.answer_attempt = update(ContactAttempt.__table__).where(ContactAttempt.__table__.c.id == bindparam("attempt_id"))
+        self.add_conversation = insert(Conversation.__table__)
+        self.note_conversation = update(Conversation.__table__).where(Conversation.__table__.c.id == bindparam("conversation_id"))
 
     def customer(self, account_id: int) -> Customer:
         if account_id not in self.customers:
@@ -127,7 +133,7 @@ class World:
                     voicemail = self.rng.random() < customer.voicemail
                     self.stats["voicemail"] += voicemail
                     answer["outcome"] = "voicemail" if voicemail else self.rng.choice(["no_answer", "no_answer", "busy", "failed"])
-            db.execute(update(ContactAttempt.__table__).where(ContactAttempt.id == bindparam("attempt_id")), dict(answer, attempt_id=reserved.id))
+            db.execute(self.answer_attempt, dict(answer, attempt_id=reserved.id))
         for name, value in answer.items():
             setattr(reserved, name, value)
         return reserved
@@ -139,12 +145,11 @@ class World:
         with get_engine().begin() as db:
             self.conversation(db, account_id, conversation_id, at, text="(reply)")
 
-    @staticmethod
-    def new_conversation(db, account_id: int, channel: str, at: datetime) -> str:
-        from kindly.models import Conversation, new_id
+    def new_conversation(self, db, account_id: int, channel: str, at: datetime) -> str:
+        from kindly.models import new_id
 
         conversation_id = new_id()
-        db.execute(insert(Conversation.__table__), dict(id=conversation_id, account_id=account_id, channel=channel, direction="outbound",
+        db.execute(self.add_conversation, dict(id=conversation_id, account_id=account_id, channel=channel, direction="outbound",
                                                         language="en", stage="opening", verified=False, started_at=at, last_activity_at=at))
         return conversation_id
 
@@ -178,7 +183,7 @@ class World:
                 self.later(settle_at - self.clock.now, lambda when: self.settle(promise_id, account_id))
             else:
                 outcome["disposition"] = "no_commitment"
-        db.execute(update(Conversation.__table__).where(Conversation.id == bindparam("conversation_id")), dict(outcome, conversation_id=conversation_id))
+        db.execute(self.note_conversation, dict(outcome, conversation_id=conversation_id))
 
     def settle(self, promise_id: int, account_id: int) -> None:
         """The payments feed, the day after the promised date: kept (the account is paid off) or broken."""
