@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from kindly.contact_policy import Refusal
 from kindly.db import get_engine, session_scope
@@ -92,6 +92,8 @@ TAKE_ROW = (
 )
 SAVE_ROW = update(_rows).where(_rows.c.id == bindparam("row_id"))  # sets the columns it is given
 CONTACT_ROW = select(CampaignContact).where(CampaignContact.id == bindparam("row_id"))
+# Its flags are the contact policy's business (it reads them under its lock): not loaded here.
+ACCOUNT = select(Account).where(Account.id == bindparam("account_id")).options(lazyload(Account.flag_history))
 ANSWERED_SINCE = select(_attempts.c.id).where(
     _attempts.c.account_id == bindparam("account_id"), _attempts.c.channel == "voice", _attempts.c.connected.is_(True),
     _attempts.c.at >= bindparam("since"))
@@ -451,7 +453,7 @@ def shared_phone_refusal(session: Session, row) -> Optional[Refusal]:
 def refuse(session: Session, campaign: Campaign, row: CampaignContact, refusal: Refusal, now: datetime) -> None:
     row.refusal_rule, row.detail, row.claimed_by = refusal.rule, refusal.message[:500], None
     if refusal.rule in WAITING_RULES:
-        wait_until = next_window_opening(session.get(Account, row.account_id), now) if refusal.rule == "calling_window" else now + CAP_WAIT
+        wait_until = next_window_opening(session.scalars(ACCOUNT, {"account_id": row.account_id}).one(), now) if refusal.rule == "calling_window" else now + CAP_WAIT
         if wait_until > step_deadline(campaign, row.step):
             close(row, "expired", now, refusal.message)
         else:

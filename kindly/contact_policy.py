@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
-from sqlalchemy import and_, bindparam, func, not_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import and_, bindparam, func, insert, not_, select
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from kindly.db import engine_for
 from kindly.models import (
@@ -76,6 +76,7 @@ CALL_ATTEMPTS = select(func.count(_attempts.c.id)).where(
     _attempts.c.at >= bindparam("since"), not_(and_(_attempts.c.outcome == "failed", _attempts.c.external_ref.is_(None))),
 )
 CONNECTED_CALL_ATTEMPTS = CALL_ATTEMPTS.where(_attempts.c.connected.is_(True) | _attempts.c.outcome.in_(IN_FLIGHT))
+RESERVE = insert(_attempts).returning(_attempts.c.id)
 VERIFIED_CONVERSATION_SINCE = select(_conversations.c.id).where(
     _conversations.c.account_id == bindparam("account_id"), _conversations.c.verified.is_(True),
     _conversations.c.started_at >= bindparam("since"),
@@ -114,10 +115,12 @@ def reserve_contact(
         refusal = check_contact(session, account, channel, purpose, now)
         if refusal:
             return refusal
-        attempt = ContactAttempt(
-            account_id=account_id, channel=channel, direction="outbound", purpose=purpose, outcome="reserved", at=now,
-        )
-        session.add(attempt)
+        reserved = dict(account_id=account_id, channel=channel, direction="outbound", purpose=purpose, outcome="reserved",
+                        connected=False, external_ref=None, conversation_id=None, at=now)
+        attempt_id = session.execute(RESERVE, reserved).scalar_one()
+    # The row as a query would have loaded it (detached, every column set), without a unit of work per contact.
+    attempt = ContactAttempt(id=attempt_id, **reserved)
+    make_transient_to_detached(attempt)
     return attempt
 
 
