@@ -1,5 +1,6 @@
 """The gateway application: `uvicorn gateway.app:app`."""
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -9,14 +10,23 @@ from sqlalchemy.exc import OperationalError
 from channels.conversation import EngineUnavailable
 from channels import sms, status, voice
 from gateway import api, campaigns, console, imports, operations
+from kindly.db import get_engine
+from kindly.privacy import check_dob_key
 from kindly.settings import settings
 
 logger = logging.getLogger("kindly.gateway")
 
 
+@asynccontextmanager
+async def startup_checks(_app: FastAPI):
+    check_dob_key(get_engine())
+    yield
+
+
 def create_app() -> FastAPI:
     settings.check_production_secrets()
-    app = FastAPI(title="Kindly gateway", version="1.0", description="Twilio webhooks, REST API and agent console.")
+    app = FastAPI(title="Kindly gateway", version="1.0", description="Twilio webhooks, REST API and agent console.",
+                  lifespan=startup_checks)
     app.include_router(api.router)
     app.include_router(operations.router)
     app.include_router(imports.router)

@@ -479,7 +479,7 @@ def shared_phones(connection: Connection, phones: set[str]) -> list[dict]:
     for group in chunks(sorted(shared), 500):
         accounts: dict[str, list] = {}
         for phone, external_id, name in connection.execute(
-                select(table.c.phone, table.c.external_id, table.c.name).where(table.c.phone.in_(group)).order_by(table.c.id)):
+                select(table.c.phone, table.c.external_id, table.c.name).where(table.c.phone.in_(group)).order_by(table.c.external_id)):
             accounts.setdefault(phone, []).append((external_id, name))
         for phone, members in accounts.items():
             result.append({"phone": "…" + phone[-4:], "external_ids": [m[0] for m in members],

@@ -29,16 +29,18 @@ CODE_WITHHELD = "[code withheld]"
 DOB_AGE_YEARS = 10
 
 # ---------------------------------------------------------------------------------------------------------------
-# The date of birth is stored as "hmac$<salt>$<HMAC-SHA256(DOB key, salt + date)>". The key never lives in the
+# The date of birth is stored as "hmac$<key id>$<salt>$<HMAC-SHA256(DOB key, salt + date)>". The key never lives in the
 # database: DOB_HASH_KEY (production refuses to start without it, and every machine must share it) or, locally,
 # 32 random bytes made at first use in var/dob-hash.key. A copy of the database alone cannot be searched for a
 # date of birth: without the key each of the ~40,000 plausible dates is a guess at a 256-bit key. (A deliberately
 # slow hash was tried: at 45 ms it slowed a search with the key to half an hour per account, but an import of a
 # million new accounts to 7 hours. Keeping the key apart protects more, for nothing.) The random salt keeps two
-# accounts born on one day from sharing a value.
+# accounts born on one day from sharing a value. The key id (4 hex digits derived from the key) tells a wrong or
+# lost key from a wrong date: a check under another key raises DobKeyMismatch instead of counting as a failed
+# attempt, and the gateway refuses to start (check_dob_key).
 # Rows written earlier still verify: "scrypt$<log2 n>$<salt>$<hash>" and the plain 64-hex HMAC, both keyed with
 # SECRET_KEY; either is replaced by the current form whenever the account's date of birth is written again.
-_SALT_BYTES = 9
+_SALT_BYTES = 6
 _SCRYPT_R, _SCRYPT_P = 8, 1
 
 
@@ -76,15 +78,26 @@ def _digest(dob: date, salt: bytes) -> bytes:
     return hmac.new(_dob_key(), salt + dob.isoformat().encode(), hashlib.sha256).digest()
 
 
+class DobKeyMismatch(RuntimeError):
+    """A stored date of birth was hashed under another key than DOB_HASH_KEY (or var/dob-hash.key)."""
+
+
+@functools.cache
+def _key_id() -> str:
+    return hmac.new(_dob_key(), b"kindly date-of-birth key id", hashlib.sha256).hexdigest()[:4]
+
+
 def dob_hmac(dob: date) -> str:
     """The value stored for a date of birth; a new random salt each time, so compare with dob_matches."""
     salt = os.urandom(_SALT_BYTES)
-    return f"hmac${_b64(salt)}${_b64(_digest(dob, salt))}"
+    return f"hmac${_key_id()}${_b64(salt)}${_b64(_digest(dob, salt))}"
 
 
 def dob_matches(dob: date, stored: str) -> bool:
     if stored.startswith("hmac$"):
-        _, salt, digest = stored.split("$")
+        _, key_id, salt, digest = stored.split("$")
+        if key_id != _key_id():
+            raise DobKeyMismatch(f"a date of birth was stored under key {key_id}, not this key ({_key_id()})")
         return hmac.compare_digest(_digest(dob, _unb64(salt)), _unb64(digest))
     keyed = hmac.new(settings.secret_key.encode(), dob.isoformat().encode(), hashlib.sha256).digest()
     if stored.startswith("scrypt$"):
@@ -94,6 +107,23 @@ def dob_matches(dob: date, stored: str) -> bool:
                                 dklen=len(expected), maxmem=2**26)
         return hmac.compare_digest(hashed, expected)
     return hmac.compare_digest(keyed.hex(), stored)
+
+
+def check_dob_key(engine) -> None:
+    """Refuse to run on a key the stored dates of birth were not made with: every customer would fail
+    verification and be locked out. The key is DOB_HASH_KEY, or the local var/dob-hash.key."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT dob_hmac FROM accounts WHERE dob_hmac LIKE 'hmac$%' LIMIT 1")).scalar()
+    except DBAPIError:
+        return  # no accounts table yet: nothing was stored under any key
+    if stored and stored.split("$")[1] != _key_id():
+        raise DobKeyMismatch(
+            f"the dates of birth in the database were stored under key {stored.split('$')[1]}, and this key is "
+            f"{_key_id()}: set DOB_HASH_KEY (or restore {settings.dob_hash_key_file}) to the key they were made with")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from kindly.db import make_engine
 from kindly.migrate import upgrade
 from kindly.models import Account
 
-from kindly.privacy import DOB_WITHHELD, dob_hmac, dob_matches, mask_text
+from kindly.privacy import DOB_WITHHELD, DobKeyMismatch, check_dob_key, dob_hmac, dob_matches, mask_text
 from kindly.settings import settings
 from tests.conftest import dob_spellings, find_leaks
 
@@ -93,31 +93,60 @@ def test_dob_is_stored_as_a_salted_hmac_under_a_key_kept_out_of_the_database():
     assert dob_matches(date(1985, 3, 5), stored)
     assert not dob_matches(date(1985, 5, 3), stored)
     # Knowing the (default) SECRET_KEY and the salt is not enough to test a guess: the key is elsewhere.
-    _, salt, digest = stored.split("$")
+    _, _key_id, salt, digest = stored.split("$")
     salt_bytes = base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))
     with_secret_key = hmac.new(settings.secret_key.encode(), salt_bytes + b"1985-03-05", hashlib.sha256).digest()
     assert base64.urlsafe_b64encode(with_secret_key).decode().rstrip("=") != digest
 
 
-def test_the_local_key_is_made_once_and_shared_by_every_process(tmp_path, monkeypatch):
+@pytest.fixture
+def key_settings(monkeypatch):
+    """Replace the settings the date-of-birth hash reads (and forget the cached key, before and after)."""
     from kindly import privacy
 
-    key_file = tmp_path / "var" / "dob-hash.key"
-    monkeypatch.setattr(privacy, "settings", replace(settings, dob_hash_key="", dob_hash_key_file=key_file))
+    def use(**changes):
+        monkeypatch.setattr(privacy, "settings", replace(settings, **changes))
+        privacy._dob_key.cache_clear()
+        privacy._key_id.cache_clear()
+
+    yield use
     privacy._dob_key.cache_clear()
-    try:
-        stored = dob_hmac(date(1990, 7, 1))
-        key = key_file.read_text()
-        assert len(key) == 64 and key_file.stat().st_mode & 0o777 == 0o600
-        privacy._dob_key.cache_clear()  # another process, later: reads the same key
-        assert dob_matches(date(1990, 7, 1), stored) and key_file.read_text() == key
-        monkeypatch.setattr(privacy, "settings", replace(settings, dob_hash_key="", dob_hash_key_file=key_file,
-                                                         environment="production"))
-        privacy._dob_key.cache_clear()
-        with pytest.raises(RuntimeError, match="DOB_HASH_KEY"):
-            dob_hmac(date(1990, 7, 1))
-    finally:
-        privacy._dob_key.cache_clear()
+    privacy._key_id.cache_clear()
+
+
+def test_the_local_key_is_made_once_and_shared_by_every_process(tmp_path, key_settings):
+    key_file = tmp_path / "var" / "dob-hash.key"
+    key_settings(dob_hash_key="", dob_hash_key_file=key_file)
+    stored = dob_hmac(date(1990, 7, 1))
+    key = key_file.read_text()
+    assert len(key) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+    key_settings(dob_hash_key="", dob_hash_key_file=key_file)  # another process, later: reads the same key
+    assert dob_matches(date(1990, 7, 1), stored) and key_file.read_text() == key
+    key_settings(dob_hash_key="", dob_hash_key_file=key_file, environment="production")
+    with pytest.raises(RuntimeError, match="DOB_HASH_KEY"):
+        dob_hmac(date(1990, 7, 1))
+
+
+def test_a_lost_or_wrong_key_is_refused_not_taken_for_a_wrong_date(tmp_path, key_settings):
+    """Under another key every customer would fail verification and be locked out: it raises instead, and the
+    gateway does not start."""
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    key_settings(dob_hash_key="the-key-the-bank-keeps")
+    stored = dob_hmac(date(1985, 3, 5))
+    with engine.begin() as connection:
+        connection.execute(insert(Account), dict(
+            external_id="KEY-1", name="Alex Morgan", phone="+14155550123", language="en", timezone="America/New_York",
+            country="US", currency="USD", balance=100, minimum_due=10, days_past_due=5, due_date=date(2026, 11, 1),
+            card_last4="4242", dob_hmac=stored, segment="early"))
+    check_dob_key(engine)
+    key_settings(dob_hash_key="a-new-key-made-by-mistake")
+    with pytest.raises(DobKeyMismatch):
+        dob_matches(date(1985, 3, 5), stored)
+    with pytest.raises(DobKeyMismatch, match="set DOB_HASH_KEY"):
+        check_dob_key(engine)
+    engine.dispose()
 
 
 def test_production_refuses_to_start_without_a_dob_hash_key():
