@@ -37,6 +37,7 @@ from typing import Callable, Optional, Union
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload
 
@@ -417,14 +418,14 @@ class Dispatcher:
         now = self.clock()
         sent = dict(row_id=row.id, status="sent", attempt_id=attempt.id, tries=row.tries + 1, detail=detail, claimed_by=None,
                     due_at=now + OUTCOME_POLL, updated_at=now)
-        with session_scope() as session:
+        with get_engine().begin() as connection:
             if row.channel == "sms":  # a text has no later outcome to wait for
                 if detail is not None and sent["tries"] <= campaign.plan[row.step]["retries"]:
                     sent.update(status="pending", due_at=now + RETRY_AFTER)
                 else:
                     sent.update(status="done", detail="not sent" if detail else "sent")
-                    add_next_step(session, campaign, row.account_id, row.step, now)
-            session.connection().execute(SAVE_ROW, sent)
+                    add_next_step(connection, campaign, row.account_id, row.step, now)
+            connection.execute(SAVE_ROW, sent)
         return 1
 
 
@@ -496,13 +497,13 @@ def next_step(session: Session, campaign: Campaign, row: CampaignContact, now: d
     add_next_step(session, campaign, row.account_id, row.step, now)
 
 
-def add_next_step(session: Session, campaign: Campaign, account_id: int, step: int, now: datetime) -> None:
+def add_next_step(db: Union[Session, Connection], campaign: Campaign, account_id: int, step: int, now: datetime) -> None:
     """The plan's step after `step` (if any), due after its delay, unless the account has it already."""
     if step + 1 >= len(campaign.plan):
         return
     following = campaign.plan[step + 1]
-    if not session.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": account_id, "step": step + 1}):
-        session.connection().execute(NEW_ROW, dict(
+    if not db.scalar(STEP_ROW, {"campaign_id": campaign.id, "account_id": account_id, "step": step + 1}):
+        db.execute(NEW_ROW, dict(
             campaign_id=campaign.id, account_id=account_id, step=step + 1, channel=following["channel"], status="pending",
             tries=0, due_at=now + timedelta(hours=following["after_hours"]), updated_at=now))
 

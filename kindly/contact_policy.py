@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 from sqlalchemy import and_, bindparam, func, insert, not_, select
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm import Session, joinedload, load_only, make_transient_to_detached
 
 from kindly.db import engine_for
 from kindly.models import (
@@ -56,9 +56,13 @@ CUSTOMER_WROTE_WITHIN = timedelta(hours=1)
 
 # The statements every reservation runs, built once (building one costs more than running it on an index),
 # and on the tables (not the mapped classes) where they read a few columns: the ORM adds nothing there but time.
-# The account with its flags in one statement (not selectin's two), locking the account's row alone.
-LOCK_ACCOUNT = (select(Account).where(Account.id == bindparam("account_id"))
-                .options(joinedload(Account.flag_history)).with_for_update(of=Account))
+# The account's columns the rules read, with its flags in one statement (not selectin's two), locking the
+# account's row alone.
+LOCK_ACCOUNT = (
+    select(Account).where(Account.id == bindparam("account_id"))
+    .options(load_only(Account.id, Account.phone, Account.timezone, Account.country), joinedload(Account.flag_history))
+    .with_for_update(of=Account)
+)
 _opt_outs, _handoffs, _promises, _parts = OptOut.__table__, Handoff.__table__, Promise.__table__, PromiseInstallment.__table__
 _attempts, _conversations = ContactAttempt.__table__, Conversation.__table__
 OPTED_OUT = select(_opt_outs.c.id).where(
