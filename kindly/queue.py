@@ -16,6 +16,7 @@ import os
 from datetime import datetime, timedelta
 
 from celery import Celery
+from celery.signals import worker_init
 from sqlalchemy import create_engine, text
 
 from kindly.settings import ROOT
@@ -63,6 +64,18 @@ def _configure(url: str) -> dict:
 
 app = Celery("kindly", include=TASK_MODULES)
 app.conf.update(_configure(broker_url()))
+
+
+@worker_init.connect
+def _refuse_a_wrong_dob_key(**_) -> None:
+    """A worker imports accounts: under another key than the gateway's, no customer could verify."""
+    from kindly.db import get_engine
+    from kindly.privacy import DobKeyMismatch, check_dob_key
+
+    try:
+        check_dob_key(get_engine())
+    except DobKeyMismatch as error:
+        raise SystemExit(f"refusing to start: {error}") from error  # Celery logs and ignores a signal's Exception
 
 
 @app.task(name="kindly.purge_broker")
