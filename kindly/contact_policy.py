@@ -207,7 +207,7 @@ def contact_zones(account: Account) -> frozenset[str]:
     return _contact_zones(account.phone, account.timezone, account.country)
 
 
-# Every contact asks again for the same few accounts' zones (retries, the next step); a few hundred bytes each.
+# Asked again at every contact of an account (each step, each retry): parsed once per phone, a few hundred bytes.
 @lru_cache(maxsize=2**18)
 def _contact_zones(phone: str, home_zone: str, country: str) -> frozenset[str]:
     number = _parse_phone(phone)
