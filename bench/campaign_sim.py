@@ -94,6 +94,12 @@ class World:
                                                   opts_out=r.uniform(0.0, 0.08))
         return self.customers[account_id]
 
+    def wait(self, seconds: float) -> None:
+        """The dispatcher waiting for its pacer's slot: simulated time goes on, and so do the customers (a reply, a
+        payment), written when they happen, as the real channels would, not after the dispatcher's run."""
+        self.clock.now += timedelta(seconds=seconds)
+        self.run_events(self.clock.now)
+
     def later(self, delay: timedelta, action) -> None:
         heapq.heappush(self.events, (self.clock.now + delay, next(self.seq), action))
 
@@ -250,7 +256,7 @@ def simulate(args: argparse.Namespace, folder: Path) -> None:
     clock = Clock(START)
     world = World(clock, args.seed)
     dispatcher = campaigns.Dispatcher(send=world.send, pacer=SimPacer(clock), clock=clock, worker="sim",
-                                      sleep=lambda seconds: setattr(clock, "now", clock.now + timedelta(seconds=seconds)))
+                                      sleep=world.wait)
     running: list[int] = []
     end = START + timedelta(days=args.days)
     day = 0
