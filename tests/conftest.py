@@ -9,7 +9,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="kindly-test-"))
 _OFFSET = int(os.environ.get("KINDLY_TEST_PORT_OFFSET", "0"))
 ENGINE_PORT, ACTION_PORT, GATEWAY_PORT, SIMULATOR_PORT = (port + _OFFSET for port in (15005, 15055, 18000, 18001))
 os.environ.update(
-    DATABASE_URL=f"sqlite:///{_TMP / 'kindly.db'}",
+    DATABASE_URL=os.environ.get("KINDLY_TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'kindly.db'}",
     ADMIN_API_KEY="test-admin-key",
     SECRET_KEY="test-secret-key",
     TWILIO_AUTH_TOKEN="test-twilio-token",

@@ -1,7 +1,11 @@
 """The same models, migrations and promise code on PostgreSQL (tests/servers.py: the local server, or a
 throwaway one), in a database the test creates and drops."""
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,3 +45,13 @@ def test_migrations_and_a_promise_round_trip_on_postgresql(postgres_url):
             assert promise.schedule[-1].amount == Decimal("2000.01")
     finally:
         engine.dispose()
+
+
+def test_the_campaign_dispatcher_tests_pass_on_postgresql(postgres_url):
+    """tests/unit/test_campaigns.py again, with the test database on PostgreSQL, the production profile's: the
+    claims (UPDATE ... RETURNING), the two racing dispatchers, the pace, pause and resume."""
+    env = {**os.environ, "KINDLY_TEST_DATABASE_URL": postgres_url}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).parent / "test_campaigns.py")],
+                         env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-500:]
