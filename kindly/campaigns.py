@@ -37,6 +37,7 @@ from typing import Callable, Optional, Union
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload
@@ -240,6 +241,9 @@ def resume(campaign_id: int, dispatch: bool = True) -> Campaign:
 # ---------------------------------------------------------------------------------------------- pacing
 
 
+INSERT_IF_MISSING = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 class DatabasePacer:
     """The one-token bucket in the rate_buckets table: each taker moves the next free slot on by 1/rate, in
     a transaction that holds the row (SQLite: the database) so two workers never take the same slot."""
@@ -256,13 +260,13 @@ class DatabasePacer:
             else:
                 connection.begin()
             table = RateBucket.__table__
+            # The bucket's first takers all insert it; on PostgreSQL the others wait for the first one's row.
+            connection.execute(INSERT_IF_MISSING[engine.dialect.name](table).values(name=bucket, next_slot=0.0)
+                               .on_conflict_do_nothing(index_elements=[table.c.name]))
             now = self.clock()
-            row = connection.execute(select(table.c.next_slot).where(table.c.name == bucket).with_for_update()).first()
-            slot = max(now, row.next_slot if row else now)
-            if row:
-                connection.execute(update(table).where(table.c.name == bucket).values(next_slot=slot + 1 / per_second))
-            else:
-                connection.execute(insert(table).values(name=bucket, next_slot=slot + 1 / per_second))
+            next_slot = connection.execute(select(table.c.next_slot).where(table.c.name == bucket).with_for_update()).scalar_one()
+            slot = max(now, next_slot)
+            connection.execute(update(table).where(table.c.name == bucket).values(next_slot=slot + 1 / per_second))
             connection.commit()
         return slot - now
 
