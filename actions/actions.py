@@ -3,7 +3,7 @@ PRODUCT.md section 2 and writes its outcome to the database through kindly.recor
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Optional
 from zoneinfo import ZoneInfo
@@ -556,8 +556,8 @@ def callback(turn: Turn) -> None:
     when, moment = callback_moment(turn.text, named_day if named_day and named_day >= now.date() else None, now)
     turn.conversation.callback_note = turn.masked_text
     turn.conversation.callback_date = when
-    follow_up = records.create_follow_up(turn.session, turn.account, turn.conversation.id, "callback", when, turn.masked_text)
-    follow_up.due_at = moment and moment.astimezone(timezone.utc)  # None: the window's opening that day
+    # Without a moment (no time named), the window's opening that day.
+    records.create_follow_up(turn.session, turn.account, turn.conversation.id, "callback", when, turn.masked_text, due_at=moment)
     turn.reply("callback_noted")
     turn.end("callback_requested")
 

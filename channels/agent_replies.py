@@ -5,8 +5,7 @@ window, or the customer wrote in the last hour). Outside the window it is held: 
 `agent_reply` (its note is the text) that the follow-through worker sends at the window's opening
 (kindly/tasks.py), checking the policy again then. Resolving the handoff cancels what is still held."""
 from datetime import datetime
-from typing import Optional, Union
-from zoneinfo import ZoneInfo
+from typing import Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,8 +43,9 @@ def send_agent_reply(handoff_id: int, text: str, now: datetime) -> Optional[Refu
     return None
 
 
-def hold_agent_reply(handoff_id: int, text: str, now: datetime) -> Union[FollowUp, Refusal]:
-    """Keep the text for the next opening of the calling window in every time zone of the customer."""
+def hold_agent_reply(handoff_id: int, text: str, now: datetime) -> Optional[Refusal]:
+    """Keep the text for the next opening of the calling window in every time zone of the customer; a refusal
+    when the windows of those zones never meet."""
     with session_scope() as session:
         handoff = session.get(Handoff, handoff_id)
         account = session.get(Account, handoff.account_id)
@@ -53,14 +53,12 @@ def hold_agent_reply(handoff_id: int, text: str, now: datetime) -> Union[FollowU
         opening = next_window_opening(now, sorted(contact_zones(account)), start, end)
         if opening is None:
             return Refusal("calling_window", "no moment is inside the calling window in every time zone of the customer")
-        follow_up = records.create_follow_up(
-            session, account, handoff.conversation_id, KIND, opening.astimezone(ZoneInfo(account.timezone)).date(), text)
-        follow_up.due_at, follow_up.handoff_id = opening, handoff.id
+        follow_up = records.create_follow_up(session, account, handoff.conversation_id, KIND, None, text, due_at=opening,
+                                             handoff_id=handoff.id)
         session.flush()
         records.audit(session, "agent", "handoff_reply_held", "handoff", handoff_id, follow_up=follow_up.id,
                       until=opening.isoformat())
-        session.expunge(follow_up)
-        return follow_up
+    return None
 
 
 def held_replies(session: Session, handoff_id: int) -> list[FollowUp]:

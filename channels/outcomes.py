@@ -80,6 +80,5 @@ def notify_agent_of_handoff(handoff_id: int, our: Optional[str] = None) -> None:
 def send_later(kind: str, account_id: int, conversation_id: str, handoff_id: Optional[int], note: str) -> None:
     """A follow-up due now, for the worker. An agent notice's note is our number the customer used."""
     with session_scope() as session:
-        now = utcnow()
-        follow_up = records.create_follow_up(session, session.get(Account, account_id), conversation_id, kind, now.date(), note)
-        follow_up.due_at, follow_up.handoff_id = now, handoff_id
+        records.create_follow_up(session, session.get(Account, account_id), conversation_id, kind, None, note, due_at=utcnow(),
+                                 handoff_id=handoff_id)

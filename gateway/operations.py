@@ -79,8 +79,7 @@ def agent_reply(handoff_id: RowId, body: AgentMessageIn, response: Response) -> 
     except TWILIO_ERRORS as error:
         raise HTTPException(status_code=502, detail=f"Twilio refused the message: {error}") from error
     if refusal and refusal.rule == "calling_window":
-        held = hold_agent_reply(handoff_id, body.text, now)
-        refusal = held if isinstance(held, Refusal) else None
+        refusal = hold_agent_reply(handoff_id, body.text, now)
         response.status_code = 202
     if refusal:
         raise HTTPException(status_code=409, detail={"rule": refusal.rule, "message": refusal.message})

@@ -181,10 +181,7 @@ def schedule_agent_callback(session: Session, handoff: Handoff, now: Optional[da
         return None
     account = session.get(Account, handoff.account_id)
     due_at = (now or datetime.now(timezone.utc)) + timedelta(minutes=policy.agent_callback_after_minutes)
-    follow_up = records.create_follow_up(
-        session, account, handoff.conversation_id, "callback", due_at.astimezone(ZoneInfo(account.timezone)).date(),
-        f"a colleague calls back for handoff #{handoff.id}",
-    )
-    follow_up.due_at, follow_up.handoff_id = due_at, handoff.id
+    follow_up = records.create_follow_up(session, account, handoff.conversation_id, "callback", None,
+                                         f"a colleague calls back for handoff #{handoff.id}", due_at=due_at, handoff_id=handoff.id)
     session.flush()
     return follow_up

@@ -1,6 +1,7 @@
 """Writes that the actions, the channels and the API share: each outcome is recorded in exactly one place."""
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -120,8 +121,17 @@ def remove_opt_out(session: Session, account: Account, channel: str) -> None:
         audit(session, "customer", "opted_in", "account", account.id, channel=channel)
 
 
-def create_follow_up(session: Session, account: Account, conversation_id: Optional[str], kind: str, due_on: date, note: str) -> FollowUp:
-    follow_up = FollowUp(account_id=account.id, conversation_id=conversation_id, kind=kind, due_on=due_on, note=note)
+def create_follow_up(
+    session: Session, account: Account, conversation_id: Optional[str], kind: str, due_on: Optional[date], note: str,
+    due_at: Optional[datetime] = None, handoff_id: Optional[int] = None,
+) -> FollowUp:
+    """A follow-up due on a day (in the customer's time zone), or at a moment (`due_at`, stored in UTC; its day is
+    then the moment's local day unless given)."""
+    if due_at is not None:
+        due_at = due_at.astimezone(timezone.utc)
+        due_on = due_on or due_at.astimezone(ZoneInfo(account.timezone)).date()
+    follow_up = FollowUp(account_id=account.id, conversation_id=conversation_id, kind=kind, due_on=due_on, due_at=due_at,
+                         note=note, handoff_id=handoff_id)
     session.add(follow_up)
     return follow_up
 
