@@ -6,6 +6,8 @@ import re
 from datetime import date, datetime, time, timedelta
 from typing import Optional
 
+from bot.normalize import zh_to_int
+
 # A part of the day without a clock time: a time well inside it.
 PARTS_OF_DAY = {
     "morning": time(10), "noon": time(12), "lunchtime": time(12), "lunch time": time(12), "afternoon": time(15),
@@ -16,7 +18,6 @@ PARTS_OF_DAY = {
 _PM_PARTS = ("afternoon", "evening", "tonight", "下午", "傍晚", "晚上", "今晚", "下班")
 # "Later today" with no time.
 LATER_TODAY = timedelta(hours=2)
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 _EN_CLOCK = re.compile(
     r"\b(?:at|around|about|after|by|before|@)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?(?![\d:.]|\s*(?:days?|weeks?|months?|hours?|dollars|bucks|%))",
@@ -31,13 +32,9 @@ _TOMORROW = re.compile(r"\b(?:tomorrow|tmrw|tmr|tomorow|tommorow)\b|明天|明�
 _MARKER = re.compile(r"\b(?:at|around|about|after|by|before)\s*$|@\s*$", re.IGNORECASE)
 
 
-def _zh_number(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    if "十" in text:
-        tens, _, ones = text.partition("十")
-        return (_ZH_DIGITS.get(tens, 1) if tens else 1) * 10 + (_ZH_DIGITS.get(ones, 0) if ones else 0)
-    return int("".join(str(_ZH_DIGITS[c]) for c in text))
+def _number(text: str) -> Optional[int]:
+    """"3", "三", "十二", "二十": None when it is not a number."""
+    return int(text) if text.isdigit() else zh_to_int(text)
 
 
 def _part_of_day(text: str) -> Optional[str]:
@@ -62,8 +59,8 @@ def requested_time(text: str) -> Optional[time]:
     part = _part_of_day(text)
     pm_part = part in _PM_PARTS if part else None
     if m := _ZH_CLOCK.search(text):
-        minute = 30 if m.group(2) else _zh_number(m.group(3)) if m.group(3) else 0
-        clock = _on_the_clock(_zh_number(m.group(1)), minute, pm_part)
+        hour, minute = _number(m.group(1)), 30 if m.group(2) else _number(m.group(3)) if m.group(3) else 0
+        clock = _on_the_clock(hour, minute, pm_part) if hour is not None and minute is not None else None
         if clock:
             return clock
     for m in _EN_CLOCK.finditer(text):
@@ -84,7 +81,7 @@ def _hours_from_now(text: str) -> Optional[timedelta]:
         count = m.group(1).lower()
         return timedelta(hours=int(count) if count.isdigit() else _EN_NUMBERS[count])
     if m := _ZH_IN_HOURS.search(text):
-        return timedelta(hours=_zh_number(m.group(1))) if m.group(1) else timedelta(minutes=30)
+        return timedelta(hours=_number(m.group(1))) if m.group(1) else timedelta(minutes=30)
     return None
 
 

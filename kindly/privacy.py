@@ -120,9 +120,10 @@ def check_dob_key(engine) -> None:
             stored = connection.execute(text("SELECT dob_hmac FROM accounts WHERE dob_hmac LIKE 'hmac$%' LIMIT 1")).scalar()
     except DBAPIError:
         return  # no accounts table yet: nothing was stored under any key
-    if stored and stored.split("$")[1] != _key_id():
+    stored_key_id = stored.split("$")[1] if stored else _key_id()
+    if stored_key_id != _key_id():
         raise DobKeyMismatch(
-            f"the dates of birth in the database were stored under key {stored.split('$')[1]}, and this key is "
+            f"the dates of birth in the database were stored under key {stored_key_id}, and this key is "
             f"{_key_id()}: set DOB_HASH_KEY (or restore {settings.dob_hash_key_file}) to the key they were made with")
 
 
