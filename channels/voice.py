@@ -1,5 +1,6 @@
 """Twilio Voice: `/twilio/voice` answers a call, `/twilio/voice/turn` takes each answer from <Gather>.
 The conversation is keyed by CallSid; the account comes from the outbound call or the caller's number."""
+from datetime import timedelta
 from typing import Optional
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from gateway.api import RowId
 from kindly import follow_through, records
 from kindly.db import session_scope
 from kindly.models import Account, ContactAttempt, Conversation, Handoff, PhoneNumber, TranscriptTurn
+from kindly.payments import local_today
 from kindly.settings import settings
 from kindly.texts import say
 
@@ -176,7 +178,12 @@ def _take_turn(form: dict, conversation_id: str, turn: int, silences: int) -> st
     if not said:
         if silences >= MAX_SILENCES:
             with session_scope() as session:
-                records.end_conversation(session, session.get(Conversation, conversation_id), "no_commitment")
+                conversation = session.get(Conversation, conversation_id)
+                records.end_conversation(session, conversation, "no_commitment")
+                # "We'll try again another time": a call the next day, inside the window and the contact policy.
+                account = session.get(Account, conversation.account_id)
+                records.create_follow_up(session, account, conversation_id, "callback", local_today(account) + timedelta(days=1),
+                                         "no one spoke on the call: calling again")
             text = say("silence_close", language, **common)
             record_turn(conversation_id, "bot", text)
             return _hang_up_with([text], language, number)

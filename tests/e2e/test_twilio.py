@@ -1,7 +1,9 @@
 """The Twilio channels end to end: signed webhooks into the gateway, TwiML back, the real engine and action
 server behind it, and the bundled simulator standing in for Twilio's REST API."""
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -176,6 +178,10 @@ def test_silence_is_reprompted_twice_then_the_call_closes(api):
     assert last.find("Hangup") is not None and "can't hear you" in spoken(last)
     [conversation] = api.get("/api/conversations", params={"account_id": account["id"]}).json()
     assert conversation["ended_at"] and conversation["disposition"] == "no_commitment"
+    # "We'll try again another time": the next day's call is written down for the follow-through worker.
+    [again] = api.get("/api/follow-ups", params={"account_id": account["id"], "kind": "callback"}).json()
+    tomorrow = datetime.now(ZoneInfo(account["timezone"])).date() + timedelta(days=1)
+    assert (again["status"], again["due_on"], again["conversation_id"]) == ("open", tomorrow.isoformat(), conversation["id"])
 
 
 def test_keypad_date_of_birth_verifies(api):
